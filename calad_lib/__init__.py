@@ -1,0 +1,35 @@
+"""calad_lib: the shared library of the calad book.
+
+Chapters import it d2l-style and reach every module as an attribute::
+
+    import calad_lib as calad
+    P = calad.setup("01_theory", globals())      # validate the chapter's parameters
+    calad.metrics.ece(y, p)                       # ... and call the science
+
+Submodules are imported on first use, so ``import calad_lib`` is cheap.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+
+def setup(chapter, namespace, **kwargs):
+    """Validate a chapter's parameters and prepare the run (see :func:`calad_lib.config.setup`)."""
+    from .config import setup as _setup
+
+    return _setup(chapter, namespace, **kwargs)
+
+
+def __getattr__(name: str):
+    if name.startswith("_"):
+        raise AttributeError(name)
+    try:
+        module = importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name == f"{__name__}.{name}":
+            raise AttributeError(f"calad_lib has no module {name!r}") from None
+        raise
+    globals()[name] = module
+    return module

@@ -1,0 +1,227 @@
+"""Chapter parameters: presets, validation and the one-line errors that stop a bad run early.
+
+Each chapter ``NN_name`` has
+
+* a schema, ``params/schema/NN_name.yaml``: for every parameter its ``type`` (``int``,
+  ``float``, ``str``, ``bool``, ``list``), optional ``min``/``max``, ``choices``, ``items``
+  (the type of list items), ``nullable`` and ``doc``;
+* one preset file per scale, ``params/<preset>/NN_name.yaml`` (``smoke``, ``default``,
+  ``thesis``), a flat mapping that papermill can read with ``-f``.
+
+The notebook's ``parameters`` cell holds the ``smoke`` values. Its next cell calls
+:func:`setup`, which validates whatever papermill injected *before any computation*:
+an unknown key, a wrong type or an out-of-range value raises :class:`ParameterError`
+with one line that names the key and what is allowed.
+"""
+from __future__ import annotations
+
+import os
+import types
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .paths import params_dir
+
+__all__ = ["ParameterError", "Params", "chapters", "schema", "presets", "load_preset",
+           "validate", "parse_override", "setup"]
+
+PRESETS = ("smoke", "default", "thesis")
+_IGNORED_GLOBALS = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class ParameterError(ValueError):
+    """A chapter parameter is unknown, missing, of the wrong type or out of range."""
+
+
+class Params(dict):
+    """Validated chapter parameters; values are reachable as attributes (``P.epochs``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no parameter {name!r}; known: {', '.join(sorted(self))}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("parameters are read-only; pass overrides with papermill -p or calad run -p")
+
+
+def chapters() -> list[str]:
+    """All chapters that have a parameter schema, e.g. ``['01_theory', ...]``."""
+    return sorted(p.stem for p in (params_dir() / "schema").glob("*.yaml"))
+
+
+def resolve_chapter(name: str) -> str:
+    """Accept ``05``, ``5``, ``detection`` or ``05_detection`` and return the full chapter name."""
+    known = chapters()
+    if name in known:
+        return name
+    hits = [c for c in known if c.split("_", 1)[0].lstrip("0") == name.lstrip("0") and name.strip("0").isdigit()]
+    hits = hits or [c for c in known if c.split("_", 1)[1] == name]
+    if len(hits) == 1:
+        return hits[0]
+    raise ParameterError(f"unknown chapter {name!r}; choose one of: {', '.join(known)}")
+
+
+def schema(chapter: str) -> dict[str, dict]:
+    """The parameter schema of ``chapter`` (read from ``params/schema/<chapter>.yaml``)."""
+    path = params_dir() / "schema" / f"{chapter}.yaml"
+    if not path.exists():
+        raise ParameterError(f"no parameter schema for chapter {chapter!r} (expected {path.name} in params/schema/)")
+    with open(path) as fh:
+        spec = yaml.safe_load(fh) or {}
+    spec.setdefault("preset", {"type": "str", "doc": "name of the preset these values come from"})
+    return spec
+
+
+def presets(chapter: str) -> list[str]:
+    """Preset names available for ``chapter``."""
+    return sorted(p.parent.name for p in params_dir().glob(f"*/{chapter}.yaml") if p.parent.name != "schema")
+
+
+def load_preset(chapter: str, preset: str) -> dict[str, Any]:
+    """The raw values of ``preset`` (a name under ``params/`` or a path to a YAML file) for ``chapter``."""
+    path = Path(preset)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = params_dir() / preset / f"{chapter}.yaml"
+        if not path.exists():
+            avail = presets(chapter)
+            raise ParameterError(f"unknown preset {preset!r} for {chapter}; choose one of: {', '.join(avail)} "
+                                 "or give a path to a YAML file")
+    try:
+        with open(path) as fh:
+            values = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"preset file {path.name} is not valid YAML ({str(exc).splitlines()[0]}); fix or restore it") from None
+    if not isinstance(values, dict):
+        raise ParameterError(f"preset file {path.name} must be a mapping of parameter: value")
+    values.setdefault("preset", preset if path.parent.name != "schema" else path.stem)
+    return values
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` (the value read as YAML: ``3``, ``1e-3``, ``[0, 1]``, ``true``, ``cifar10``)."""
+    if "=" not in text:
+        raise ParameterError(f"override {text!r} must look like key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _describe(spec: Mapping) -> str:
+    kind = spec.get("type", "any")
+    if kind == "list":
+        kind = f"a list of {spec.get('items', 'values')}"
+    parts = [kind]
+    if "choices" in spec:
+        parts.append("one of " + ", ".join(map(str, spec["choices"])))
+    if "min" in spec:
+        parts.append(f">= {spec['min']}")
+    if "max" in spec:
+        parts.append(f"<= {spec['max']}")
+    if spec.get("nullable"):
+        parts.append("or null")
+    return " ".join(parts)
+
+
+def _check_scalar(key: str, value: Any, kind: str, spec: Mapping, where: str) -> Any:
+    def fail(why: str) -> None:
+        raise ParameterError(f"parameter {key!r}{where} = {value!r} {why}; allowed: {_describe(spec)}")
+
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                fail("is not an integer")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail("is not a number")
+        value = float(value)
+    elif kind == "str":
+        if not isinstance(value, str):
+            fail("is not a string")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            fail("is not true/false")
+    if "choices" in spec and value not in spec["choices"]:
+        fail("is not a known choice")
+    if "min" in spec and value < spec["min"]:
+        fail("is below the minimum")
+    if "max" in spec and value > spec["max"]:
+        fail("is above the maximum")
+    return value
+
+
+def validate(chapter: str, values: Mapping[str, Any], *, require_all: bool = True) -> Params:
+    """Check ``values`` against the schema of ``chapter``; return them as :class:`Params`.
+
+    Raises :class:`ParameterError` (one line) on the first unknown key, missing key,
+    wrong type or out-of-range value.
+    """
+    spec = schema(chapter)
+    for key in values:
+        if key not in spec:
+            raise ParameterError(f"unknown parameter {key!r} for chapter {chapter}; "
+                                 f"known: {', '.join(sorted(spec))}")
+    out: dict[str, Any] = {}
+    for key, rule in spec.items():
+        if key not in values:
+            if require_all and "default" not in rule:
+                raise ParameterError(f"parameter {key!r} is missing for chapter {chapter}; expected {_describe(rule)}")
+            if "default" in rule:
+                out[key] = rule["default"]
+            continue
+        value = values[key]
+        if value is None:
+            if rule.get("nullable"):
+                out[key] = None
+                continue
+            raise ParameterError(f"parameter {key!r} = None is not allowed; allowed: {_describe(rule)}")
+        kind = rule.get("type", "any")
+        if kind == "list":
+            if isinstance(value, tuple):
+                value = list(value)
+            if not isinstance(value, list):
+                raise ParameterError(f"parameter {key!r} = {value!r} is not a list; allowed: {_describe(rule)}")
+            if "min_len" in rule and len(value) < rule["min_len"]:
+                raise ParameterError(f"parameter {key!r} needs at least {rule['min_len']} item(s); got {value!r}")
+            item_rule = {k: v for k, v in rule.items() if k in ("choices", "min", "max")}
+            value = [_check_scalar(key, v, rule.get("items", "any"), item_rule, f"[{i}]")
+                     for i, v in enumerate(value)]
+        elif kind != "any":
+            value = _check_scalar(key, value, kind, rule, "")
+        out[key] = value
+    return Params(out)
+
+
+def _parameters_in(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in _IGNORED_GLOBALS
+            and not isinstance(v, (types.ModuleType, type)) and not callable(v)}
+
+
+def setup(chapter: str, namespace: Mapping[str, Any], *, quiet: bool = False) -> Params:
+    """Validate a notebook's parameters (its globals after the ``parameters`` cell) and prepare the run.
+
+    Sets the preset for provenance, the CPU threads, a global seed (if the chapter has
+    ``seed``) and the plotting style. Returns the validated :class:`Params`.
+    """
+    from . import device as _device
+    from . import plots as _plots
+
+    params = validate(chapter, _parameters_in(namespace))
+    os.environ["CALAD_PRESET"] = str(params.get("preset", "unknown"))
+    _device.configure_threads()
+    if "seed" in params:
+        _device.seed_everything(int(params["seed"]))
+    _plots.use_style()
+    if not quiet:
+        dev = _device.get_device()
+        print(f"chapter {chapter} · preset {params.get('preset')} · device {dev.type}")
+    return params

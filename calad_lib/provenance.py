@@ -1,0 +1,38 @@
+"""Provenance: the git commit, date and preset that produced a number, table or figure."""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+import subprocess
+
+from .paths import repo_root
+
+__all__ = ["git_commit", "run_date", "stamp"]
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit(short: bool = True) -> str:
+    """The checked-out commit (with ``+dirty`` when tracked files changed), or ``unknown`` outside git."""
+    env_commit = os.environ.get("CALAD_COMMIT")
+    if env_commit:
+        return env_commit
+    try:
+        args = ["git", "rev-parse", "--short=10" if short else "--verify", "HEAD"]
+        sha = subprocess.run(args, cwd=repo_root(), capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(),
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_date() -> str:
+    """Today's date in ISO format (UTC)."""
+    return _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+
+
+def stamp(preset: str | None = None) -> dict[str, str]:
+    """The provenance fields every figure, table and result row carries."""
+    return {"preset": preset or os.environ.get("CALAD_PRESET", "unknown"),
+            "commit": git_commit(), "date": run_date()}
