@@ -1,0 +1,136 @@
+"""``calad``: run chapters with presets, build the book, refresh committed notebooks.
+
+    calad run 05 --preset default -p epochs=3 -p dataset=cifar10
+    calad run all --preset smoke
+    calad book --preset default
+    calad refresh 01_theory
+    calad params 05 --preset thesis
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import config
+
+__all__ = ["main"]
+
+
+def _chapters(names: list[str]) -> list[str]:
+    """Resolve chapter names; ``all`` means every chapter that has a notebook."""
+    from .paths import notebooks_dir
+
+    if names == ["all"] or not names:
+        return [c for c in config.chapters() if (notebooks_dir() / f"{c}.ipynb").exists()]
+    return [config.resolve_chapter(n) for n in names]
+
+
+def _split_overrides(chapters: list[str], overrides: dict) -> dict[str, dict]:
+    """Give each chapter the overrides its schema knows; a key no chapter knows is an error."""
+    per = {ch: {k: v for k, v in overrides.items() if k in config.schema(ch)} for ch in chapters}
+    if len(chapters) == 1:
+        per[chapters[0]] = dict(overrides)  # unknown keys are reported by validation
+    else:
+        used = {k for d in per.values() for k in d}
+        for key in overrides:
+            if key not in used:
+                raise config.ParameterError(f"unknown parameter {key!r}: no chapter among {', '.join(chapters)} has it")
+    return per
+
+
+def _overrides(items: list[str] | None) -> dict:
+    return dict(config.parse_override(i) for i in (items or []))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import resolve_params, run_chapter
+    from .paths import relative
+
+    chapters = _chapters(args.chapters)
+    per = _split_overrides(chapters, _overrides(args.param))
+    for ch in chapters:  # validate everything before running anything
+        resolve_params(ch, args.preset, per[ch])
+    for ch in chapters:
+        own = per[ch]
+        start = time.perf_counter()
+        print(f"[calad] {ch}: preset {args.preset} {own or ''}".rstrip(), flush=True)
+        out = run_chapter(ch, args.preset, own, progress=not args.quiet)
+        print(f"[calad] {ch}: done in {time.perf_counter() - start:.0f} s -> {relative(out)}", flush=True)
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    from .paths import build_dir, relative
+    from .runner import executed_dir
+
+    if not args.skip_run:
+        _cmd_run(argparse.Namespace(chapters=["all"], preset=args.preset, param=args.param, quiet=args.quiet))
+    from . import book
+
+    index = book.render(executed_dir(args.preset), build_dir() / args.preset / "book", preset=args.preset)
+    print(f"[calad] book: {relative(index)}")
+    return 0
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from .paths import relative
+    from .runner import refresh_committed
+
+    for ch in _chapters(args.chapters):
+        start = time.perf_counter()
+        out = refresh_committed(ch)
+        print(f"[calad] refreshed {relative(out)} in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .runner import resolve_params
+
+    for ch in _chapters(args.chapters):
+        params = resolve_params(ch, args.preset, _overrides(args.param))
+        print(f"# {ch} ({args.preset})")
+        print(yaml.safe_dump(dict(params), sort_keys=False).rstrip())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calad", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, chapters: bool = True) -> None:
+        if chapters:
+            p.add_argument("chapters", nargs="*", default=["all"], help="chapter names or numbers, or 'all'")
+        p.add_argument("--preset", default="default", help="smoke, default, thesis, or a path to a YAML file")
+        p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    p_run = sub.add_parser("run", help="execute chapters into _build/<preset>/notebooks/")
+    common(p_run)
+    p_run.set_defaults(func=_cmd_run)
+    p_book = sub.add_parser("book", help="execute all chapters and render the HTML book")
+    common(p_book, chapters=False)
+    p_book.add_argument("--skip-run", action="store_true", help="render the already executed notebooks")
+    p_book.set_defaults(func=_cmd_book)
+    p_ref = sub.add_parser("refresh", help="rebuild committed .ipynb twins from .md and execute them (smoke)")
+    p_ref.add_argument("chapters", nargs="*", default=["all"])
+    p_ref.set_defaults(func=_cmd_refresh)
+    p_par = sub.add_parser("params", help="print the validated parameters of a chapter and preset")
+    common(p_par)
+    p_par.set_defaults(func=_cmd_params)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except config.ParameterError as exc:
+        print(f"calad: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

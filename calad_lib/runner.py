@@ -1,0 +1,106 @@
+"""Execute chapters with a preset: papermill into the build folder, never over the committed notebooks.
+
+``run_chapter("05_detection", preset="default", overrides={"epochs": 3})`` validates the
+parameters (one-line error before anything runs), executes ``notebooks/05_detection.ipynb``
+with papermill into ``_build/<preset>/notebooks/05_detection.ipynb`` and records the wall
+time in ``_build/<preset>/timings.json`` (read by the performance page).
+
+``refresh_committed("01_theory")`` regenerates a committed ``.ipynb`` twin from its text
+source and executes it in place with the smoke values of its ``parameters`` cell.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import config
+from .paths import build_dir, notebooks_dir, relative
+from .store import atomic_write_text
+
+__all__ = ["chapter_notebook", "resolve_params", "run_chapter", "refresh_committed", "executed_dir"]
+
+
+def chapter_notebook(chapter: str) -> Path:
+    path = notebooks_dir() / f"{chapter}.ipynb"
+    if not path.exists():
+        raise config.ParameterError(f"chapter {chapter} has no notebook {relative(path)}; run `calad refresh {chapter}` "
+                                    "to create it from its .md source")
+    return path
+
+
+def executed_dir(preset: str) -> Path:
+    """Where executed chapters of ``preset`` go: ``_build/<preset>/notebooks``."""
+    return build_dir() / Path(preset).stem / "notebooks"
+
+
+def resolve_params(chapter: str, preset: str, overrides: Mapping[str, Any] | None = None) -> config.Params:
+    """The validated parameters of ``chapter`` for ``preset`` plus ``overrides``."""
+    values = dict(config.load_preset(chapter, preset))
+    values.update(overrides or {})
+    return config.validate(chapter, values)
+
+
+def _record_timing(preset: str, chapter: str, seconds: float) -> None:
+    path = build_dir() / Path(preset).stem / "timings.json"
+    data = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            data = {}
+    data[chapter] = {"seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d"),
+                     "threads": os.cpu_count()}
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def run_chapter(chapter: str, preset: str = "default", overrides: Mapping[str, Any] | None = None, *,
+                out_dir: Path | None = None, progress: bool = True) -> Path:
+    """Execute one chapter with ``preset`` (+ ``overrides``); return the executed notebook's path."""
+    import papermill as pm
+
+    chapter = config.resolve_chapter(chapter)
+    params = resolve_params(chapter, preset, overrides)
+    src = chapter_notebook(chapter)
+    out_dir = out_dir or executed_dir(preset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / src.name
+    if out.resolve() == src.resolve():
+        raise config.ParameterError("refusing to overwrite a committed notebook; choose another --out folder")
+    env_preset = os.environ.get("CALAD_PRESET")
+    os.environ["CALAD_PRESET"] = str(params["preset"])
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), str(out), parameters=dict(params), kernel_name="python3",
+                            cwd=str(notebooks_dir()), progress_bar=progress, log_output=False)
+    finally:
+        if env_preset is None:
+            os.environ.pop("CALAD_PRESET", None)
+        else:
+            os.environ["CALAD_PRESET"] = env_preset
+    _record_timing(preset, chapter, time.perf_counter() - start)
+    return out
+
+
+def refresh_committed(chapter: str, *, timeout: int = 1800) -> Path:
+    """Rebuild ``notebooks/<chapter>.ipynb`` from its ``.md`` twin and execute it in place (smoke values)."""
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+
+    chapter = config.resolve_chapter(chapter)
+    md = notebooks_dir() / f"{chapter}.md"
+    if not md.exists():
+        raise config.ParameterError(f"chapter {chapter} has no text source {relative(md)}")
+    nb = jupytext.read(md)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    nb.metadata["jupytext"] = {**nb.metadata.get("jupytext", {}), "formats": "ipynb,md:myst"}
+    os.environ["CALAD_PRESET"] = "smoke"
+    client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
+                            resources={"metadata": {"path": str(notebooks_dir())}})
+    client.execute()
+    out = md.with_suffix(".ipynb")
+    nbformat.write(nb, out)
+    return out
