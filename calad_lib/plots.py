@@ -32,7 +32,7 @@ def use_style() -> None:
 
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight",
-                         "axes.titleweight": "semibold", "figure.autolayout": False})
+                         "figure.autolayout": False})
 
 
 def savefig(fig: plt.Figure, name: str, *, preset: str | None = None) -> str:
