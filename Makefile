@@ -45,9 +45,11 @@ $(THEME)/node_modules/.installed: $(THEME)/package.json $(THEME)/package-lock.js
 	cd $(THEME) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# nbval re-executes the committed notebooks; their figures go to the build folder, not figures/
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+	CALAD_FIGURES=$(CURDIR)/_build/test-figures $(BIN)/python -m pytest -q $(PYTEST_ARGS) \
+	  --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 book: setup
 	$(BIN)/calad book --preset $(PRESET)
