@@ -1,0 +1,219 @@
+"""The HTML book: staged and rendered offline from the committed notebooks, sound, and drawn by Chromium.
+
+The build uses the notebooks' stored (smoke preset) outputs; nothing is executed. The browser
+part opens every page in headless Chromium with name resolution disabled (so any asset that is
+not in the book folder fails to load), reads the page's self-check (broken images, web fonts),
+and saves a screenshot per page under ``<build>/test-book/screenshots/``.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from calad_lib import book
+from calad_lib.paths import build_dir, notebooks_dir
+
+CHROMIUM = shutil.which("chromium") or next(
+    (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--hide-scrollbars",
+    "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=1500",
+]
+
+
+# ---------------------------------------------------------------- fast unit tests
+def test_prune_toc_drops_missing_files_and_empty_parts():
+    toc = [
+        {"file": "notebooks/00_introduction.md"},
+        {"title": "Part A", "children": [{"file": "notebooks/01_a.ipynb"}, {"file": "notebooks/02_b.ipynb"}]},
+        {"title": "Part B", "children": [{"file": "notebooks/03_c.ipynb"}]},
+        {"file": "notebooks/04_d.ipynb", "children": [{"file": "notebooks/05_e.ipynb"}]},
+    ]
+    present = {"notebooks/02_b.ipynb", "notebooks/04_d.ipynb"}
+    pruned = book.prune_toc(toc, present.__contains__)
+    assert pruned == [
+        {"title": "Part A", "children": [{"file": "notebooks/02_b.ipynb"}]},
+        {"file": "notebooks/04_d.ipynb", "children": []},
+    ]
+    assert book.toc_files(pruned) == ["notebooks/02_b.ipynb", "notebooks/04_d.ipynb"]
+    assert book.toc_files(toc)[0] == "notebooks/00_introduction.md" and len(book.toc_files(toc)) == 6
+
+
+def test_render_rejects_bad_folders_with_one_line(tmp_path):
+    with pytest.raises(book.BookError) as missing:
+        book.render(tmp_path / "nowhere", tmp_path / "out", preset="smoke")
+    assert "does not exist" in str(missing.value) and "\n" not in str(missing.value)
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("not a book")
+    with pytest.raises(book.BookError) as taken:
+        book.render(notebooks_dir(), foreign, preset="smoke")
+    assert "not a calad book folder" in str(taken.value) and "\n" not in str(taken.value)
+    assert (foreign / "keep.txt").read_text() == "not a book"
+
+
+def test_check_site_reports_each_kind_of_problem(tmp_path):
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "fig.png").write_bytes(b"\x89PNG")
+    (tmp_path / "style.css").write_text("@font-face { src: url(fonts/missing.woff2); } b { background: url(build/fig.png); }")
+    (tmp_path / "index.html").write_text(
+        '<link rel="stylesheet" href="style.css"><h1 id="top">Book</h1>'
+        '<a href="ch.html#sec">ok</a> <a href="#top">ok</a> <img src="build/fig.png">'
+        '<span class="katex"><annotation>\\hat{\\eta} $x^2$</annotation></span>'
+        '<pre>$not_math$ \\(code\\)</pre> <a href="https://example.org">external links are fine</a>'
+        '<script>var p = "/work/x.js";</script>')
+    (tmp_path / "ch.html").write_text(
+        '<h2 id="sec">S</h2><a href="gone.html">x</a> <a href="index.html#nowhere">x</a>'
+        '<img src="build/none.png"> <script src="https://cdn.example.org/k.js"></script>'
+        '<p>The risk $\\hat{\\eta}$ is left as TeX.</p><pre class="output">saved in /work/main/figures/a.png.</pre>'
+        '<span class="katex-error">\\foo</span> <a class="cite cite-missing" href="#sec">?</a>')
+    problems = book.check_site(tmp_path)
+    expected = [
+        "ch.html: broken link gone.html",
+        "ch.html: broken anchor index.html#nowhere",
+        "ch.html: missing image build/none.png",
+        "ch.html: <script src> loads from the network: https://cdn.example.org/k.js",
+        "ch.html: unrendered math near",
+        "ch.html: 1 formula(s) KaTeX could not render",
+        "ch.html: 1 unresolved cross-reference(s) or citation(s)",
+        "ch.html: machine path '/work/main/figures/a.png'",
+        "style.css: missing file fonts/missing.woff2",
+    ]
+    for line in expected:
+        assert any(p.startswith(line) for p in problems), (line, problems)
+    assert len(problems) == len(expected), problems
+    assert not any(p.startswith("index.html") for p in problems)
+
+
+# ---------------------------------------------------------------- the book built from the committed notebooks
+def _chapters() -> list[Path]:
+    return sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def _title(notebook: Path) -> str:
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    if nb.get("metadata", {}).get("title"):
+        return nb["metadata"]["title"]
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    raise AssertionError(f"{notebook.name} has no '# title' heading")
+
+
+def _math_nodes(node: dict) -> int:
+    own = 1 if node.get("type") in {"math", "inlineMath"} else 0
+    return own + sum(_math_nodes(c) for c in node.get("children", []))
+
+
+@pytest.fixture(scope="module")
+def site():
+    chapters = _chapters()
+    assert chapters, "no chapter notebooks (notebooks/NN_name.ipynb) to build the book from"
+    out = build_dir() / "test-book" / "book"
+    index = book.render(notebooks_dir(), out, preset="smoke", quiet=True)
+    return index.parent, out / "project" / "_build" / "site", chapters
+
+
+@pytest.mark.slow
+def test_book_builds_offline_and_is_sound(site):
+    html_dir, site_json, chapters = site
+    assert book.check_site(html_dir) == []
+    index = (html_dir / "index.html").read_text(encoding="utf-8")
+    for chapter in chapters:   # every chapter is in the sidebar and has its page
+        assert html.escape(_title(chapter), quote=False) in index, _title(chapter)
+    assert 'class="chapter-list"' in index
+    pages = sorted(p.name for p in html_dir.glob("*.html"))
+    assert len(pages) >= len(chapters) + 1
+    for page in pages:   # no CDN: every stylesheet and script is a relative file
+        text = (html_dir / page).read_text(encoding="utf-8")
+        assert not re.search(r'<(link|script)[^>]+(href|src)="(https?:)?//', text), page
+
+
+def _chromium(args: list[str], timeout: float = 90) -> str:
+    profile = tempfile.mkdtemp(prefix="calad-chromium-")
+    proc = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+    return out
+
+
+def _visit(page: Path, shot: Path) -> dict:
+    dom = _chromium(["--dump-dom", f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()])
+    check = re.search(r'data-selfcheck="([^"]*)"', dom)
+    title = re.search(r'<h1 class="page-title">(.*?)</h1>', dom, re.S)
+    return {
+        "page": page.name,
+        "dom": dom,
+        "selfcheck": json.loads(html.unescape(check.group(1))) if check else None,
+        "title": html.unescape(re.sub(r"<[^>]+>", "", title.group(1))).strip() if title else None,
+        "katex": len(re.findall(r'class="katex"', dom)),
+        "shot": shot,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_book_renders_in_chromium(site):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make setup installs the Debian package)")
+    html_dir, site_json, chapters = site
+    shots = build_dir() / "test-book" / "screenshots"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    pages = sorted(html_dir.glob("*.html"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        visits = list(pool.map(lambda p: _visit(p, shots / f"{p.stem}.png"), pages))
+    by_page = {v["page"]: v for v in visits}
+
+    for v in visits:
+        assert v["dom"].strip(), f"chromium returned no DOM for {v['page']}"
+        assert v["selfcheck"] is not None, f"{v['page']}: the page script did not run"
+        assert v["selfcheck"]["brokenImages"] == [], (v["page"], v["selfcheck"])
+        assert v["selfcheck"]["fontErrors"] == [], (v["page"], v["selfcheck"])
+        assert v["shot"].is_file() and v["shot"].stat().st_size > 5000, f"no screenshot of {v['page']}"
+
+    titles = {v["title"] for v in visits}
+    for chapter in chapters:
+        assert _title(chapter) in titles, f"no page titled {_title(chapter)!r}"
+
+    # at least one figure: an <img> whose file is in the book and that the browser decoded
+    figures = [v["page"] for v in visits if v["selfcheck"]["images"] > 0]
+    assert figures, "no page shows a figure"
+    for v in visits:
+        for src in re.findall(r'<img [^>]*src="([^"]+)"', v["dom"]):
+            assert (html_dir / html.unescape(src)).is_file(), (v["page"], src)
+
+    # every formula of the sources is rendered by KaTeX, and the math fonts load
+    config = json.loads((site_json / "config.json").read_text(encoding="utf-8"))
+    index_slug = config["projects"][0]["index"]
+    for content in (site_json / "content").glob("*.json"):
+        doc = json.loads(content.read_text(encoding="utf-8"))
+        expected = _math_nodes(doc["mdast"])
+        page = "index.html" if doc["slug"] == index_slug else f"{doc['slug']}.html"
+        assert by_page[page]["katex"] >= expected, (page, by_page[page]["katex"], expected)
+        if expected:
+            assert by_page[page]["selfcheck"]["katexFontsLoaded"] > 0, (page, by_page[page]["selfcheck"])
+    assert sum(v["katex"] for v in visits) > 0, \
+        "no page has math: write formulas as $...$ or {math} so that KaTeX renders them"
