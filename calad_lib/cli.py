@@ -125,9 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    errors: tuple[type[BaseException], ...] = (config.ParameterError,)
+    if args.command == "book":
+        from .book import BookError
+
+        errors += (BookError,)
     try:
         return args.func(args)
-    except config.ParameterError as exc:
+    except errors as exc:
         print(f"calad: error: {exc}", file=sys.stderr)
         return 2
 
