@@ -212,10 +212,19 @@ def setup(chapter: str, namespace: Mapping[str, Any], *, quiet: bool = False) ->
     Sets the preset for provenance, the CPU threads, a global seed (if the chapter has
     ``seed``) and the plotting style. Returns the validated :class:`Params`.
     """
+    import warnings
+
     from . import device as _device
     from . import plots as _plots
 
     params = validate(chapter, _parameters_in(namespace))
+    try:  # tqdm.auto warns (with a machine path) when ipywidgets is absent; the text bar is fine
+        from tqdm import TqdmExperimentalWarning, TqdmWarning
+
+        warnings.filterwarnings("ignore", category=TqdmWarning)
+        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+    except ImportError:
+        pass
     os.environ["CALAD_PRESET"] = str(params.get("preset", "unknown"))
     _device.configure_threads()
     if "seed" in params:
