@@ -1,0 +1,367 @@
+"""Training the base models (thesis §4.2.1) with tensors on the device and a model cache.
+
+Adam with learning rate 1e-4 and no weight decay, the rate divided by 10 at each
+milestone (100 and 150 of 200 epochs; 200 and 250 of 300 for MVTec AD / MPDD), batches
+of 128; supervised losses draw each batch half from the normal data and half from the
+outlier-exposure (OE) data (labels 0 and 1). Both are augmented on the device with
+:class:`calad_lib.data.Augment` (colour jitter, Gaussian noise, horizontal flips). The
+z-score statistics are those of the given training images (the 3/4 training split or
+the full training data, §4.2.1). SVDD's centre c is the mean output of an initial
+forward pass over the training data (batch statistics, no augmentation).
+
+A trained model is saved under ``cache_dir()/models/<key>.pt``, ``key`` a hash of the
+whole :class:`TrainConfig`, fingerprints (SHA-256) of the training and OE tensors and
+:data:`CACHE_VERSION`. A rerun loads it; a file that cannot be read or whose stored
+configuration or fingerprints differ is reported in one line and retrained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import losses as _losses
+from .device import get_device, seed_everything
+from .paths import cache_dir
+from .provenance import stamp
+from .store import config_key
+
+__all__ = ["TrainConfig", "train", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
+           "DATASETS"]
+
+#: bump when a change to the networks, losses or trainer makes cached models stale
+CACHE_VERSION = 1
+#: dataset kinds a configuration may name (``mvtec:bottle`` style names are accepted too)
+DATASETS = ("fashion_mnist", "cifar10", "cifar100", "mvtec", "mpdd", "textures", "custom")
+
+
+class CacheWarning(UserWarning):
+    """A cached model was unreadable or did not match its configuration (it is retrained)."""
+
+
+def _fail(msg: str):
+    raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained base model (validated on construction).
+
+    ``split`` (``"train"``: the 3/4 split, to be post-hoc calibrated; ``"full"``),
+    ``normal_class`` and ``oe_source`` label the data given to :func:`train` (whose
+    fingerprints are part of the cache key too). ``jitter``, ``noise_std``, ``hflip`` and
+    ``crop`` configure the augmentation; ``crop`` (e.g. 256 for MVTec images stored at 292)
+    makes the model's input ``crop``×``crop`` (random crops in training). ``amp`` trains
+    with bfloat16 autocast on CUDA. ``net``, ``rep_dim``, ``gauss_std`` and ``weights``
+    (a local VGG11-BN file for FCDD) are passed to :func:`calad_lib.losses.build_model`.
+    """
+
+    loss: str
+    dataset: str
+    normal_class: int | str = 0
+    seed: int = 0
+    epochs: int = 200
+    milestones: tuple[int, ...] = (100, 150)
+    lr: float = 1e-4
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    split: str = "train"
+    oe_source: str | None = None
+    augment: bool = True
+    jitter: float = 0.1
+    noise_std: float = 0.01
+    hflip: bool = True
+    crop: int | None = None
+    amp: bool = False
+    net: str | None = None
+    rep_dim: int | None = None
+    gauss_std: float | None = None
+    weights: str | None = None
+
+    def __post_init__(self):
+        if self.loss not in _losses.LOSSES:
+            _fail(f"unknown loss {self.loss!r}; choose one of {', '.join(_losses.LOSSES)}")
+        if not isinstance(self.dataset, str) or self.dataset.partition(":")[0] not in DATASETS:
+            _fail(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)} (optionally 'kind:class')")
+        for name in ("seed", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                _fail(f"{name} must be an integer, got {value!r}")
+        if self.epochs < 1:
+            _fail(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2 or (self.loss in _losses.SUPERVISED and self.batch_size < 4):
+            _fail(f"batch_size must be >= 2 (>= 4 for supervised losses), got {self.batch_size}")
+        try:
+            ms = tuple(int(m) for m in self.milestones)
+        except (TypeError, ValueError):
+            _fail(f"milestones must be a sequence of epochs, got {self.milestones!r}")
+        if any(m < 1 for m in ms) or list(ms) != sorted(set(ms)):
+            _fail(f"milestones must be increasing positive epochs, got {self.milestones!r}")
+        object.__setattr__(self, "milestones", ms)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            _fail(f"lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            _fail(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.split not in ("train", "full"):
+            _fail(f"split must be 'train' (3/4, to be calibrated) or 'full', got {self.split!r}")
+        if not 0 <= self.jitter < 1 or self.noise_std < 0:
+            _fail(f"need 0 <= jitter < 1 and noise_std >= 0, got jitter={self.jitter}, noise_std={self.noise_std}")
+        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 8):
+            _fail(f"crop must be None or an integer >= 8, got {self.crop!r}")
+        if self.weights is not None and self.loss != "fcdd":
+            _fail("weights (a local VGG11-BN file) only applies to the fcdd loss; set weights=None")
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+
+# --- cache -------------------------------------------------------------------------------
+def fingerprint(x: torch.Tensor | None) -> str | None:
+    """SHA-256 (first 16 hex digits) of a tensor's shape, dtype and values (``None`` for ``None``)."""
+    if x is None:
+        return None
+    t = x.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{tuple(t.shape)}|{t.dtype}".encode())
+    if t.numel():
+        h.update(t.view(torch.uint8).flatten().numpy() if t.dtype != torch.uint8 else t.flatten().numpy())
+    return h.hexdigest()[:16]
+
+
+def _weights_fingerprint(path: str | None) -> str | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        _fail(f"FCDD weights file {path!r} does not exist; give a local VGG11-BN state dict or weights=None")
+    h = hashlib.sha256(str(p.stat().st_size).encode())
+    with open(p, "rb") as fh:
+        h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def _identity(cfg: TrainConfig, normal, oe) -> dict:
+    uses_oe = cfg.loss in _losses.SUPERVISED
+    return {"version": CACHE_VERSION, "config": cfg.as_dict(), "data": fingerprint(normal),
+            "oe": fingerprint(oe) if uses_oe else None, "weights": _weights_fingerprint(cfg.weights)}
+
+
+def _path(cfg: TrainConfig, ident: dict) -> Path:
+    return cache_dir() / "models" / f"{cfg.loss}_{config_key(ident)}.pt"
+
+
+def cache_path(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None) -> Path:
+    """Where the model of ``cfg`` trained on ``normal`` (and ``oe``) is cached."""
+    return _path(cfg, _identity(cfg, normal, oe))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:120]}" if text else type(exc).__name__
+
+
+def _load(path: Path, ident: dict, device) -> torch.nn.Module | None:
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or "state_dict" not in payload:
+            raise ValueError("not a calad model file")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported and retrained
+        warnings.warn(f"cached model {path.name} is unreadable ({_one_line(exc)}); retraining it", CacheWarning,
+                      stacklevel=3)
+        return None
+    differs = [k for k in ident if payload.get(k) != ident[k]]
+    if differs:
+        warnings.warn(f"cached model {path.name} does not match this run (differs in {', '.join(differs)}); "
+                      f"retraining it", CacheWarning, stacklevel=3)
+        return None
+    try:
+        spec = dict(payload["spec"])
+        spec["in_shape"] = tuple(spec["in_shape"])
+        model = _losses.build_model(**spec)
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"cached model {path.name} does not fit its network ({_one_line(exc)}); retraining it",
+                      CacheWarning, stacklevel=3)
+        return None
+    return model.to(device).eval()
+
+
+def _save(path: Path, model, ident: dict) -> None:
+    payload = {**ident, "spec": model.spec, "provenance": stamp(),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 would hide the cache from other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_data(cfg: TrainConfig, normal, oe) -> None:
+    if not isinstance(normal, torch.Tensor) or normal.ndim != 4 or normal.shape[0] < 2:
+        _fail(f"normal must be a float tensor (N >= 2, C, H, W) of images in [0, 1], got "
+              f"{type(normal).__name__} {tuple(getattr(normal, 'shape', ()))}")
+    if not normal.is_floating_point():
+        _fail(f"normal must hold floats in [0, 1], got dtype {normal.dtype}; divide uint8 images by 255")
+    lo, hi = torch.aminmax(normal.detach())
+    if lo < 0 or hi > 1 or not torch.isfinite(lo + hi):
+        _fail(f"normal images must lie in [0, 1] (got values in [{float(lo):.3g}, {float(hi):.3g}]); "
+              f"pass raw images, the model z-scores them itself")
+    if cfg.crop is not None and cfg.crop > min(normal.shape[-2:]):
+        _fail(f"crop {cfg.crop} is larger than the images {tuple(normal.shape[-2:])}")
+    if cfg.loss in _losses.SUPERVISED:
+        if oe is None:
+            _fail(f"loss {cfg.loss!r} is trained with outlier exposure; pass oe= images shaped like the normal ones")
+        if (not isinstance(oe, torch.Tensor) or oe.ndim != 4 or oe.shape[1:] != normal.shape[1:] or len(oe) < 1
+                or not oe.is_floating_point()):
+            _fail(f"oe must be a float tensor (M, {', '.join(map(str, normal.shape[1:]))}) in [0, 1], got "
+                  f"{getattr(oe, 'dtype', type(oe).__name__)} {tuple(getattr(oe, 'shape', ()))}")
+        lo, hi = torch.aminmax(oe.detach())
+        if lo < 0 or hi > 1:
+            _fail(f"oe images must lie in [0, 1] (got values in [{float(lo):.3g}, {float(hi):.3g}])")
+
+
+def load_cached(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None, *,
+                device=None) -> torch.nn.Module | None:
+    """The cached model of ``cfg`` on this data (eval mode), or ``None`` if there is no usable one."""
+    _check_data(cfg, normal, oe)
+    ident = _identity(cfg, normal, oe)
+    return _load(_path(cfg, ident), ident, get_device(device))
+
+
+def train(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None, *, progress: bool = True,
+          device=None, cache: bool = True) -> torch.nn.Module:
+    """Train (or load from the cache) the base model of ``cfg`` on ``normal`` images ``(N, C, H, W)`` in [0, 1].
+
+    ``oe``: outlier-exposure images of the same shape, required by supervised losses
+    (``hsc``, ``logistic``, ``fcdd``, ``unet``) and ignored by the others. Returns the
+    model in eval mode on ``device`` (default :func:`calad_lib.device.get_device`).
+    """
+    if not isinstance(cfg, TrainConfig):
+        _fail(f"cfg must be a calad.train.TrainConfig, got {type(cfg).__name__}")
+    _check_data(cfg, normal, oe)
+    dev = get_device(device)
+    ident = _identity(cfg, normal, oe)
+    path = _path(cfg, ident)
+    if cache:
+        model = _load(path, ident, dev)
+        if model is not None:
+            return model
+    model = _fit(cfg, normal, oe if cfg.loss in _losses.SUPERVISED else None, dev, progress)
+    if cache:
+        _save(path, model, ident)
+    return model
+
+
+# --- the training loop ---------------------------------------------------------------------
+def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    if size is None:
+        return x
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x[..., top:top + size, left:left + size]
+
+
+def _make_augment(cfg: TrainConfig):
+    """The batch augmentation of §4.2.1 (``None`` when ``cfg.augment`` is off)."""
+    if not cfg.augment:
+        return None
+    from .data import Augment
+
+    return Augment(jitter=cfg.jitter, noise_std=cfg.noise_std, hflip=cfg.hflip, crop=cfg.crop)
+
+
+def _batches(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of ``size``; a last batch of one sample joins the one before (batch norm)."""
+    bounds = list(range(0, n, size)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        bounds.pop(-2)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _initial_center(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Mean network output over ``x`` in training mode (batch statistics); leaves the model unchanged."""
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    total = None
+    with torch.no_grad():
+        for a, b in _batches(len(x), batch_size):
+            s = model.head_features(x[a:b]).sum(0)
+            total = s if total is None else total + s
+    model.load_state_dict(saved)
+    return total / len(x)
+
+
+def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device, progress: bool):
+    from tqdm.auto import tqdm
+
+    g = seed_everything(cfg.seed)                                    # CPU generator: orders
+    g_aug = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # device generator: augmentation
+    x = normal.to(device=device, dtype=torch.float32)
+    xo = oe.to(device=device, dtype=torch.float32) if oe is not None else None
+    supervised = xo is not None
+    in_shape = (x.shape[1], cfg.crop or x.shape[2], cfg.crop or x.shape[3])
+    grayscale = cfg.loss in ("ssim", "ssim_pixel")
+    mean, std = _losses.input_stats(_center_crop(x, cfg.crop), grayscale)
+    model = _losses.build_model(cfg.loss, in_shape, mean, std, cfg.dataset, net=cfg.net, rep_dim=cfg.rep_dim,
+                                gauss_std=cfg.gauss_std, weights=cfg.weights).to(device)
+    model.to(memory_format=torch.channels_last)   # faster convolutions (oneDNN / cuDNN), same weights
+    augment = _make_augment(cfg)
+    if cfg.loss == "svdd":
+        model.set_center(_initial_center(model, _center_crop(x, cfg.crop), cfg.batch_size))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=0.1)
+    per_side = cfg.batch_size // 2 if supervised else cfg.batch_size
+    batches = _batches(len(x), per_side)
+    amp = cfg.amp and device.type == "cuda"
+    oe_order, oe_pos = None, 0
+    model.train()
+    bar = tqdm(range(cfg.epochs), desc=f"{cfg.loss} {cfg.dataset}:{cfg.normal_class} seed {cfg.seed}",
+               disable=not progress, leave=False)
+    for _ in bar:
+        order = torch.randperm(len(x), generator=g).to(device)
+        total = torch.zeros((), device=device)
+        for a, b in batches:
+            xb = x[order[a:b]]
+            if supervised:
+                need = b - a
+                if oe_order is None or oe_pos + need > len(oe_order):
+                    reps = math.ceil(need / len(xo)) + 1
+                    oe_order = torch.cat([torch.randperm(len(xo), generator=g) for _ in range(reps)]).to(device)
+                    oe_pos = 0
+                xb = torch.cat([xb, xo[oe_order[oe_pos:oe_pos + need]]])
+                oe_pos += need
+                yb = torch.cat([torch.zeros(need, device=device), torch.ones(need, device=device)])
+            else:
+                yb = torch.zeros(len(xb), device=device)
+            xb = augment(xb, generator=g_aug) if augment is not None else _center_crop(xb, cfg.crop)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                loss = model.loss(xb, yb).float().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+        sched.step()
+        if progress:
+            bar.set_postfix(loss=f"{float(total) / len(batches):.4g}")
+    model.to(memory_format=torch.contiguous_format)
+    model.eval()
+    return model
