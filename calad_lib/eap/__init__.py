@@ -1,0 +1,27 @@
+"""The Expected Anomaly Posterior (Perini et al.): quality scores for auxiliary anomalies.
+
+================  ===========================================================================
+module            holds
+================  ===========================================================================
+``ssdo``          SSDO, the semi-supervised detector with an Isolation Forest prior
+``rarity``        the rarity score (eq. 6) and the estimate k̂ (app. A.2)
+``scaler``        the squashing scaler (eq. 4)
+``posterior``     the density (eq. 3) and EAP, the posterior mean (§3.2)
+``valuation``     data valuation methods adapted to auxiliary anomalies (app. A.1)
+``baselines``     EAP and the twelve baselines behind one ``score_auxiliary`` interface
+``datasets``      offline datasets and the realistic / indistinguishable / unrealistic protocol (§5.1)
+``evaluation``    AUC_QLT, learning curves, AULC_G, ACC_G, AULC_P, average ranks
+``experiment``    seeded, resumable runs of the protocol
+``paper``         the paper's published tables, to print beside ours
+================  ===========================================================================
+"""
+from . import baselines, datasets, evaluation, experiment, paper, valuation
+from .baselines import DESCRIPTIONS, METHODS, get_method
+from .posterior import EAP, EAPComponents, density, expected_anomaly_posterior
+from .rarity import Rarity, estimate_k, k_posterior, reverse_neighbour_ranks
+from .scaler import SquashingScaler
+from .ssdo import SSDO, squash
+
+__all__ = ["EAP", "EAPComponents", "SSDO", "Rarity", "SquashingScaler", "density", "expected_anomaly_posterior",
+           "estimate_k", "k_posterior", "reverse_neighbour_ranks", "squash", "METHODS", "DESCRIPTIONS",
+           "get_method", "baselines", "datasets", "evaluation", "experiment", "paper", "valuation"]
