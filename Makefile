@@ -9,6 +9,7 @@ BIN     := $(VENV)/bin
 PRESET  ?= default
 THEME   := book/theme
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export OMP_WAIT_POLICY ?= PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: setup python system node test book chapter clean help
