@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +39,8 @@ from torch import nn
 from .detector import AnomalyModel, Outputs
 from .device import get_device, seed_everything
 from .paths import cache_dir
-from .provenance import stamp
 from .store import config_key
-from .train import CacheWarning, fingerprint
+from .model_cache import fingerprint, load_model, save_model
 
 __all__ = ["MaskedConv2d", "PixelCNN", "DensityConfig", "fit_density", "load_cached", "cache_path",
            "log_prob", "discretized_logistic_logp", "quantize", "perturb", "typicality", "likelihood_ratio",
@@ -239,41 +235,11 @@ def _check_images(x) -> None:
 
 
 def _load(path: Path, ident: dict, cfg: DensityConfig, shape, device) -> PixelCNN | None:
-    if not path.exists():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or "state_dict" not in payload:
-            raise ValueError("not a calad density model file")
-        differs = [k for k in ident if payload.get(k) != ident[k]]
-        if differs:
-            warnings.warn(f"cached density model {path.name} does not match this run (differs in "
-                          f"{', '.join(differs)}); retraining it", CacheWarning, stacklevel=3)
-            return None
-        model = cfg.build(shape)
-        model.load_state_dict(payload["state_dict"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported and retrained
-        first = (str(exc).strip().splitlines() or [""])[0][:120]
-        warnings.warn(f"cached density model {path.name} is unreadable ({type(exc).__name__}: {first}); retraining it",
-                      CacheWarning, stacklevel=3)
-        return None
-    return model.to(device).eval()
+    return load_model(path, ident, lambda payload: cfg.build(shape), device, what="cached density model")
 
 
-def _save(path: Path, model: PixelCNN, ident: dict) -> None:
-    payload = {**ident, "provenance": stamp(), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _save(path: Path, model, ident: dict) -> None:
+    save_model(path, model, ident)
 
 
 def perturb(k: torch.Tensor, rate: float, levels: int, generator: torch.Generator) -> torch.Tensor:

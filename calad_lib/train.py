@@ -19,9 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +28,7 @@ import torch
 from . import losses as _losses
 from .device import get_device, seed_everything
 from .paths import cache_dir
-from .provenance import stamp
+from .model_cache import CacheWarning, fingerprint, load_model, save_model
 from .store import config_key
 
 __all__ = ["TrainConfig", "train", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
@@ -41,10 +38,6 @@ __all__ = ["TrainConfig", "train", "load_cached", "cache_path", "fingerprint", "
 CACHE_VERSION = 1
 #: dataset kinds a configuration may name (``mvtec:bottle`` style names are accepted too)
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "mvtec", "mpdd", "textures", "custom")
-
-
-class CacheWarning(UserWarning):
-    """A cached model was unreadable or did not match its configuration (it is retrained)."""
 
 
 def _fail(msg: str):
@@ -126,17 +119,6 @@ class TrainConfig:
 
 
 # --- cache -------------------------------------------------------------------------------
-def fingerprint(x: torch.Tensor | None) -> str | None:
-    """SHA-256 (first 16 hex digits) of a tensor's shape, dtype and values (``None`` for ``None``)."""
-    if x is None:
-        return None
-    t = x.detach().cpu().contiguous()
-    h = hashlib.sha256(f"{tuple(t.shape)}|{t.dtype}".encode())
-    if t.numel():
-        h.update(t.view(torch.uint8).flatten().numpy() if t.dtype != torch.uint8 else t.flatten().numpy())
-    return h.hexdigest()[:16]
-
-
 def _weights_fingerprint(path: str | None) -> str | None:
     if path is None:
         return None
@@ -164,56 +146,18 @@ def cache_path(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None =
     return _path(cfg, _identity(cfg, normal, oe))
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:120]}" if text else type(exc).__name__
+def _build(payload: dict) -> torch.nn.Module:
+    spec = dict(payload["spec"])
+    spec["in_shape"] = tuple(spec["in_shape"])
+    return _losses.build_model(**spec)
 
 
 def _load(path: Path, ident: dict, device) -> torch.nn.Module | None:
-    if not path.exists():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or "state_dict" not in payload:
-            raise ValueError("not a calad model file")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported and retrained
-        warnings.warn(f"cached model {path.name} is unreadable ({_one_line(exc)}); retraining it", CacheWarning,
-                      stacklevel=3)
-        return None
-    differs = [k for k in ident if payload.get(k) != ident[k]]
-    if differs:
-        warnings.warn(f"cached model {path.name} does not match this run (differs in {', '.join(differs)}); "
-                      f"retraining it", CacheWarning, stacklevel=3)
-        return None
-    try:
-        spec = dict(payload["spec"])
-        spec["in_shape"] = tuple(spec["in_shape"])
-        model = _losses.build_model(**spec)
-        model.load_state_dict(payload["state_dict"])
-    except Exception as exc:  # noqa: BLE001
-        warnings.warn(f"cached model {path.name} does not fit its network ({_one_line(exc)}); retraining it",
-                      CacheWarning, stacklevel=3)
-        return None
-    return model.to(device).eval()
+    return load_model(path, ident, _build, device)
 
 
 def _save(path: Path, model, ident: dict) -> None:
-    payload = {**ident, "spec": model.spec, "provenance": stamp(),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 would hide the cache from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_model(path, model, ident, spec=model.spec)
 
 
 def _check_data(cfg: TrainConfig, normal, oe) -> None:
