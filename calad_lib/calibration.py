@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .detector import AnomalyModel, Outputs
 
-__all__ = ["PlattScaling", "BetaCalibration", "CalibrationHead", "CalibratedModel", "calibrate",
+__all__ = ["PlattScaling", "BetaCalibration", "CalibrationHead", "CalibratedModel", "calibrate", "calibrate_many",
            "METHODS", "logistic_loss"]
 
 #: names accepted by :func:`calibrate`
@@ -437,6 +437,76 @@ def _collect(base: AnomalyModel, x: torch.Tensor, idx: torch.Tensor, what: str, 
     return torch.cat(out)
 
 
+def _resolve_augment(augment):
+    if augment is True:
+        try:
+            from .data import Augment
+        except ImportError as exc:
+            raise ImportError(f"augment=True needs calad_lib.data.Augment ({exc}); pass augment=False or a callable") from None
+        return Augment()
+    if augment is False or augment is None:
+        return None
+    if not callable(augment):
+        raise TypeError("augment must be True, False or a callable f(x, generator=g)")
+    return augment
+
+
+def calibrate_many(base_model: AnomalyModel, methods: Sequence[str], *, normal: torch.Tensor,
+                   anomalous: torch.Tensor, n: int = 10_000, augment: bool | Callable = True,
+                   augment_anomalous: bool = False, seed: int = 0, epochs: int = 200, lr: float = 1e-4,
+                   head_batch_size: int = 128, batch_size: int = 256, progress: bool = True,
+                   quiet_platt: bool = False) -> dict[str, "CalibratedModel"]:
+    """Several post-hoc calibrators of one frozen ``base_model`` on **one** draw of calibration data.
+
+    Platt, β and naive β share one pass of logits, the head one pass of features; each
+    model equals ``calibrate(base_model, method, ...)`` with the same arguments (same
+    draws, same fit). ``quiet_platt`` silences the warning of a Platt fit that reverses the
+    ranking (callers that record the fitted parameters report it themselves).
+    """
+    methods = list(methods)
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
+    if not isinstance(base_model, AnomalyModel):
+        raise TypeError(f"base_model must be a calad AnomalyModel, got {type(base_model).__name__}")
+    for what, data in (("normal", normal), ("anomalous", anomalous)):
+        if not isinstance(data, torch.Tensor) or data.ndim != 4 or len(data) == 0:
+            raise ValueError(f"{what} must be a non-empty image tensor of shape (N, C, H, W)")
+    if int(n) < 1:
+        raise ValueError(f"n = {n} must be at least 1")
+    if "head" in methods and base_model.pixelwise:
+        raise ValueError("the calibration head is defined for detection models only (§4.2.1); "
+                         "use 'platt' or 'beta' for pixel-wise models")
+    aug = _resolve_augment(augment)
+    base_model.eval()
+    out: dict[str, CalibratedModel] = {}
+    for what in ("logit", "features"):
+        wanted = [m for m in methods if (m == "head") == (what == "features")]
+        if not wanted:
+            continue
+        g = torch.Generator().manual_seed(seed)
+        idx0 = _take(normal, int(n), aug is not None, g)
+        idx1 = _take(anomalous, int(n), aug is not None and augment_anomalous, g)
+        v0 = _collect(base_model, normal, idx0, what, aug, g, batch_size, progress, f"{what}s of normal data")
+        v1 = _collect(base_model, anomalous, idx1, what, aug if augment_anomalous else None, g, batch_size,
+                      progress, f"{what}s of anomalies")
+        y = torch.cat([torch.zeros(len(v0)), torch.ones(len(v1))])
+        v = torch.cat([v0, v1])
+        for method in wanted:
+            if method == "head":
+                cal = CalibrationHead(epochs=epochs, lr=lr, batch_size=head_batch_size, seed=seed,
+                                      device=base_model.device, progress=progress).fit(v, y)
+            else:
+                cal = PlattScaling() if method == "platt" else BetaCalibration(
+                    "naive" if method == "beta_naive" else "stable")
+                with warnings.catch_warnings():
+                    if quiet_platt:
+                        warnings.filterwarnings("ignore", message="Platt scaling fitted a")
+                    cal.fit(v.to(torch.float64), y)
+            out[method] = CalibratedModel(base_model, cal, method)
+    return {m: out[m] for m in methods}
+
+
 def calibrate(base_model: AnomalyModel, method: str = "platt", *, normal: torch.Tensor, anomalous: torch.Tensor,
               n: int = 10_000, augment: bool | Callable = True, augment_anomalous: bool = False, seed: int = 0,
               epochs: int = 200, lr: float = 1e-4, head_batch_size: int = 128, batch_size: int = 256,
@@ -455,47 +525,9 @@ def calibrate(base_model: AnomalyModel, method: str = "platt", *, normal: torch.
     epochs, lr, head_batch_size : Adam settings of the calibration head (§4.2.1).
     batch_size : images per forward pass while collecting logits/features.
 
-    Returns a :class:`CalibratedModel` named e.g. ``"platt[svdd]"``.
+    Returns a :class:`CalibratedModel` named e.g. ``"platt[svdd]"``. To fit several methods on
+    the same data, :func:`calibrate_many` collects the logits only once.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
-    if not isinstance(base_model, AnomalyModel):
-        raise TypeError(f"base_model must be a calad AnomalyModel, got {type(base_model).__name__}")
-    for what, data in (("normal", normal), ("anomalous", anomalous)):
-        if not isinstance(data, torch.Tensor) or data.ndim != 4 or len(data) == 0:
-            raise ValueError(f"{what} must be a non-empty image tensor of shape (N, C, H, W)")
-    if int(n) < 1:
-        raise ValueError(f"n = {n} must be at least 1")
-    if method == "head" and base_model.pixelwise:
-        raise ValueError("the calibration head is defined for detection models only (§4.2.1); "
-                         "use 'platt' or 'beta' for pixel-wise models")
-    aug = augment
-    if augment is True:
-        try:
-            from .data import Augment
-        except ImportError as exc:
-            raise ImportError(f"augment=True needs calad_lib.data.Augment ({exc}); pass augment=False or a callable") from None
-        aug = Augment()
-    elif augment is False or augment is None:
-        aug = None
-    elif not callable(augment):
-        raise TypeError("augment must be True, False or a callable f(x, generator=g)")
-
-    base_model.eval()
-    g = torch.Generator().manual_seed(seed)
-    idx0 = _take(normal, int(n), aug is not None, g)
-    idx1 = _take(anomalous, int(n), aug is not None and augment_anomalous, g)
-    what = "features" if method == "head" else "logit"
-    v0 = _collect(base_model, normal, idx0, what, aug, g, batch_size, progress, f"{what}s of normal data")
-    v1 = _collect(base_model, anomalous, idx1, what, aug if augment_anomalous else None, g, batch_size, progress,
-                  f"{what}s of anomalies")
-    y = torch.cat([torch.zeros(len(v0)), torch.ones(len(v1))])
-    v = torch.cat([v0, v1])
-    if method == "head":
-        cal = CalibrationHead(epochs=epochs, lr=lr, batch_size=head_batch_size, seed=seed,
-                              device=base_model.device, progress=progress).fit(v, y)
-    elif method == "platt":
-        cal = PlattScaling().fit(v.to(torch.float64), y)
-    else:
-        cal = BetaCalibration("naive" if method == "beta_naive" else "stable").fit(v.to(torch.float64), y)
-    return CalibratedModel(base_model, cal, method)
+    return calibrate_many(base_model, [method], normal=normal, anomalous=anomalous, n=n, augment=augment,
+                          augment_anomalous=augment_anomalous, seed=seed, epochs=epochs, lr=lr,
+                          head_batch_size=head_batch_size, batch_size=batch_size, progress=progress)[method]

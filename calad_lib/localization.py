@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
@@ -212,26 +211,14 @@ def _scalar_models(base, kinds: Sequence[str], *, normal, anomalous, n: int, aug
     The draws are exactly those of :func:`calad_lib.calibration.calibrate` with the same arguments, so
     each model equals ``calibrate(base, kind, ...)``; the logits are computed once for all kinds.
     """
-    from .calibration import BetaCalibration, CalibratedModel, PlattScaling, _collect, _take
+    from .calibration import calibrate_many
 
     if not kinds:
         return []
-    base.eval()
-    g = torch.Generator().manual_seed(seed)
-    idx0 = _take(normal, int(n), augment is not None, g)
-    idx1 = _take(anomalous, int(n), augment is not None and augment_anomalous, g)
-    v0 = _collect(base, normal, idx0, "logit", augment, g, batch_size, progress, "logits of normal data")
-    v1 = _collect(base, anomalous, idx1, "logit", augment if augment_anomalous else None, g, batch_size, progress,
-                  "logits of anomalies")
-    v, y = torch.cat([v0, v1]).to(torch.float64), torch.cat([torch.zeros(len(v0)), torch.ones(len(v1))])
-    out = []
-    for kind in kinds:
-        cal = PlattScaling() if kind == "platt" else BetaCalibration("naive" if kind == "beta_naive" else "stable")
-        with warnings.catch_warnings():   # a reversing Platt fit is recorded in the rows (cal_params), not warned
-            warnings.simplefilter("ignore", UserWarning)
-            cal.fit(v, y)
-        out.append(CalibratedModel(base, cal, kind))
-    return out
+    models = calibrate_many(base, list(kinds), normal=normal, anomalous=anomalous, n=int(n), augment=augment,
+                            augment_anomalous=augment_anomalous, seed=seed, batch_size=batch_size,
+                            progress=progress, quiet_platt=True)   # a reversing fit is recorded in the rows
+    return [models[k] for k in kinds]
 
 
 def _subset_test(data, n: int | None):
