@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .detector import AnomalyModel, Outputs
 
-__all__ = ["perturb", "perturbed_outputs", "perturbation_effect", "DEFAULT_EPS"]
+__all__ = ["perturb", "perturbed_outputs", "perturbation_effect", "gradient_norms", "DEFAULT_EPS"]
 
 #: ε of the thesis' experiments (§4.2.2)
 DEFAULT_EPS = 1.4e-3
@@ -163,3 +163,25 @@ def perturbation_effect(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAU
                     parts["loss" + k].append(model.loss(inp, yb).detach().cpu())
                     parts["score" + k].append(model.score(inp).detach().cpu())
     return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def gradient_norms(model: AnomalyModel, x: torch.Tensor, y=0, *, p: float = 1.0, batch_size: int = 256) -> torch.Tensor:
+    """Per-input ``‖∇ₓ model.loss(x, y)‖_p`` (default ℓ1, the norm eq. 3.3's sign step is dual to).
+
+    To first order, one step of eq. 3.3 lowers input ``x``'s loss by ``ε · ‖∇ₓ ℓ‖₁``, so the gap
+    of these norms between anomalous and normal inputs measures how differently the step moves
+    the two groups. CPU tensor of shape ``(N,)``.
+    """
+    _check_inputs(model, x)
+    yy = _labels(y, len(x))
+    dev = model.device
+    out = []
+    with _EvalMode(model):
+        for s in range(0, len(x), batch_size):
+            xb = x[s:s + batch_size].to(dev)
+            yb = _batch_labels(model, yy, xb, s)
+            with torch.enable_grad():
+                xg = xb.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(model.loss(xg, yb).sum(), xg)
+            out.append(grad.flatten(1).norm(p=p, dim=1).detach().cpu())
+    return torch.cat(out)

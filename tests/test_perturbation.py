@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from calad_lib.calibration import calibrate
 from calad_lib.detector import AnomalyModel, Outputs
-from calad_lib.perturbation import perturb, perturbation_effect, perturbed_outputs
+from calad_lib.perturbation import gradient_norms, perturb, perturbation_effect, perturbed_outputs
 
 
 class LinearModel(AnomalyModel):
@@ -164,3 +164,16 @@ def test_monotone_calibrator_with_label_0_takes_the_base_step():
     torch.testing.assert_close(perturb(cm, x, 1e-3, y=0), perturb(base, x, 1e-3, y=0))
     # with the predicted label the calibrator's threshold decides the direction, so the steps differ
     assert not torch.equal(perturb(cm, x, 1e-3, y="predicted"), perturb(base, x, 1e-3, y="predicted"))
+
+
+@pytest.mark.parametrize("y", [0, 1])
+def test_gradient_norms_match_the_closed_form_and_the_first_order_loss_drop(y):
+    model, x, eps = LinearModel(seed=4), _x(seed=5), 1e-4
+    with torch.no_grad():
+        closed = (torch.sigmoid(model.logit(x)) - y).abs() * model.w.abs().sum()   # ‖(σ(z) − y) w‖₁
+    g = gradient_norms(model, x, y=y, batch_size=7)
+    torch.testing.assert_close(g, closed)
+    torch.testing.assert_close(gradient_norms(model, x, y=y, p=2),
+                               (torch.sigmoid(model.logit(x)) - y).abs().detach() * model.w.detach().norm())
+    eff = perturbation_effect(model, x, eps, y=y)   # one sign step lowers the loss by ε‖∇ₓℓ‖₁ to first order
+    torch.testing.assert_close(eff["loss"] - eff["loss_perturbed"], eps * g, rtol=0.05, atol=1e-8)
