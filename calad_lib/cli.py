@@ -5,6 +5,7 @@
     calad book --preset default
     calad refresh 01_theory
     calad params 05 --preset thesis
+    calad grid --preset default -p classes=[0,1] --engine dask --workers 2
 """
 from __future__ import annotations
 
@@ -96,6 +97,36 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grid(args: argparse.Namespace) -> int:
+    """Run chapter 05's grid of detection experiments from a preset, skipping finished ones."""
+    import os
+
+    from .data import DataError
+    from .grid import CHAPTER, plan, run_grid
+    from .paths import relative
+    from .runner import resolve_params
+
+    params = resolve_params(CHAPTER, args.preset, _overrides(args.param))
+    engine = args.engine or params["engine"]
+    workers = args.workers or params["workers"]
+    scheduler = args.scheduler or params["scheduler"]
+    os.environ["CALAD_PRESET"] = str(params["preset"])
+    try:
+        configs = plan(params)  # every dataset, class and loss is checked before the first experiment
+    except (DataError, ValueError) as exc:
+        print(f"calad: error: {exc}", file=sys.stderr)
+        return 2
+    where = f"scheduler {scheduler}" if scheduler else (f"{workers} worker(s)" if engine == "dask" else "this process")
+    print(f"[calad] grid {CHAPTER}: preset {params['preset']}, {len(configs)} experiments, engine {engine} ({where})",
+          flush=True)
+    run = run_grid(configs, preset=str(params["preset"]), engine=engine, workers=workers, scheduler=scheduler,
+                   threads=params["threads"], progress=not args.quiet)
+    print(f"[calad] grid: {run.ran} run, {run.skipped} already done, in {run.seconds:.0f} s; "
+          f"results in {relative(run.store.root)}/ (calad.grid.results or calad.store.ResultStore(...).frame())",
+          flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calad", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_par = sub.add_parser("params", help="print the validated parameters of a chapter and preset")
     common(p_par)
     p_par.set_defaults(func=_cmd_params)
+    p_grid = sub.add_parser("grid", help="run chapter 05's grid of detection experiments (resumable)")
+    common(p_grid, chapters=False)
+    p_grid.add_argument("--engine", choices=["local", "dask"], help="local (default of the preset) or dask")
+    p_grid.add_argument("--workers", type=int, help="Dask LocalCluster worker processes")
+    p_grid.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    p_grid.set_defaults(func=_cmd_grid)
     return parser
 
 
