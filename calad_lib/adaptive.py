@@ -626,9 +626,6 @@ def toy_case(case: str = "corner", *, n: int = 200, size: int = 32, seed: int = 
     on logit + position, and logit + context + position, on the same). Returns a dict of the test set's
     ``pixel_auroc``, ``aupro`` and ``rank_corr`` (mean within-image Spearman ρ with the base map) per model.
     """
-    from . import metrics
-    from .calibration import PlattScaling
-
     if case not in ("corner", "offset"):
         raise ValueError(f"unknown toy case {case!r}; choose 'corner' or 'offset'")
     with _OneThread():

@@ -15,6 +15,7 @@ import yaml
 
 import calad_lib as calad
 from calad_lib import grid as G
+from calad_lib.claims import claims
 from calad_lib.experiment import METHOD_LABELS, THESIS_METHODS
 from calad_lib.paths import repo_root
 from calad_lib.store import ResultStore
@@ -129,7 +130,7 @@ def test_summary_and_class_tables_have_the_thesis_layout():
 
 def test_claims_verdicts_follow_the_numbers():
     df = _fake_results()
-    c = G.claims(df, "fashion_mnist")
+    c = claims(df, "fashion_mnist")
     assert c.loc["C1", "verdict"] == "supported"            # every calibrated model gains 1-2 points
     assert c.loc["C2", "verdict"] == "supported"            # fully trained: gains only for supervised losses
     assert c.loc["C8", "verdict"] == "supported"            # β/Platt equal to the base AUROC by construction
@@ -137,13 +138,13 @@ def test_claims_verdicts_follow_the_numbers():
     worse = df.copy()
     worse.loc[worse.method == "platt_oe", "auroc_perturbed"] -= 0.05
     worse["delta"] = worse.auroc_perturbed - worse.auroc
-    assert G.claims(worse, "fashion_mnist").loc["C1", "verdict"] == "not supported by these runs"
+    assert claims(worse, "fashion_mnist").loc["C1", "verdict"] == "not supported by these runs"
     few = df[df.normal_class == 0]
-    assert "not enough evidence" in G.claims(few, "fashion_mnist").loc["C1", "verdict"]
+    assert "not enough evidence" in claims(few, "fashion_mnist").loc["C1", "verdict"]
 
 
 def test_claims_on_the_thesis_numbers():
-    c = G.claims(G.thesis_frame("fashion_mnist"), "fashion_mnist")
+    c = claims(G.thesis_frame("fashion_mnist"), "fashion_mnist")
     assert c.loc["C1", "verdict"] == "supported"
     assert c.loc["C2", "verdict"] == "supported"
     assert "C8" not in c.index                          # needs the base model, which the thesis does not report

@@ -9,6 +9,7 @@ import torch
 
 import calad_lib as calad
 from calad_lib import localization as L
+from calad_lib import localization_tables as LT
 from calad_lib.adaptive import BrightnessModel
 from calad_lib.calibration import calibrate
 
@@ -39,12 +40,12 @@ def test_missing_datasets_fail_before_any_work(tmp_path, monkeypatch):
 
 # --- the thesis' tables ------------------------------------------------------------------------------
 def test_table_4_3_is_the_average_of_the_appendix_c_tables():
-    t = L.thesis_table_4_3()
+    t = LT.thesis_table_4_3()
     assert set(t.dataset) == {"mvtec", "mpdd"} and len(t) == 36
     for dataset, n_classes in (("mvtec", 15), ("mpdd", 6)):
         for loss in L.LOSSES:
             for metric in ("pixel_auroc", "aupro"):
-                c = L.thesis_per_class(dataset, loss, metric)
+                c = LT.thesis_per_class(dataset, loss, metric)
                 assert len(c) == 2 * (n_classes + 1)
                 for pert in (0, 1):
                     rows = c[(c.perturbed == pert) & (c["class"] != "Average")][list(L.PAPER_METHODS)]
@@ -53,11 +54,11 @@ def test_table_4_3_is_the_average_of_the_appendix_c_tables():
                     th = t[(t.dataset == dataset) & (t.loss == L._THESIS_LOSS[loss]) & (t.metric == metric)
                            & (t.perturbed == pert)][list(L.PAPER_METHODS)].iloc[0]
                     np.testing.assert_allclose(avg.to_numpy(), th.to_numpy(), atol=1e-9)
-    lay = L.thesis_layout()
+    lay = LT.thesis_layout()
     assert lay.loc[("mvtec", "FCDD", "AUROC"), "fully_trained"] == 77.71
     assert lay.loc[("mpdd", "LGS", "ECE"), "beta_oe"] == 0.03
     with pytest.raises(ValueError, match="no thesis table"):
-        L.thesis_per_class("textures", "fcdd", "aupro")
+        LT.thesis_per_class("textures", "fcdd", "aupro")
 
 
 # --- tables and verdicts from known numbers ---------------------------------------------------------
@@ -77,7 +78,7 @@ def _vals(auroc, aupro, gain=0.001, ece=0.1, mce=0.3):
 
 def test_table_4_3_layout_and_means():
     df = _frame({"fully_trained": _vals(0.9, 0.6), "platt_oe": _vals(0.8, 0.5)})
-    t = L.table_4_3(df, extra=["pixel_ece_patch"])
+    t = LT.table_4_3(df, extra=["pixel_ece_patch"])
     assert t.index.names == ["data", "loss", "metric"]
     assert list(t.columns) == ["fully_trained", "platt_oe"]
     assert [m for _, _, m in t.index] == ["AUROC", "AUROC perturbed", "AUPRO", "AUPRO perturbed", "MCE", "ECE",
@@ -89,7 +90,7 @@ def test_verdicts_follow_the_numbers():
     harm = _frame({"fully_trained": _vals(0.9, 0.6, ece=0.01, mce=0.1), "platt_spectral": _vals(0.8, 0.5),
                    "beta_spectral": _vals(0.8, 0.5), "location_platt_spectral": _vals(0.7, 0.4),
                    "local_spectral": _vals(0.95, 0.7)}, loss="unet")
-    v = L.verdicts(harm).set_index("claim")["verdict"]
+    v = LT.verdicts(harm).set_index("claim")["verdict"]
     assert v["per-pixel Platt/β do not improve localization over the fully trained model"] == "holds"
     assert v["perturbation gains are marginal"] == "holds"
     assert v["for the logistic loss the fully trained model is better calibrated than post-hoc"] == "holds"
@@ -97,7 +98,7 @@ def test_verdicts_follow_the_numbers():
     assert v["the best adaptive calibrator (local_spectral) localizes better than per-pixel Platt (spectral)"] == "holds"
     assert v["the best adaptive calibrator (local_spectral) localizes better than the fully trained network"] == "holds"
     helps = _frame({"fully_trained": _vals(0.8, 0.5), "platt_spectral": _vals(0.9, 0.6, gain=0.05)})
-    v = L.verdicts(helps).set_index("claim")["verdict"]
+    v = LT.verdicts(helps).set_index("claim")["verdict"]
     assert v["per-pixel Platt/β do not improve localization over the fully trained model"] == "does not hold"
     assert v["perturbation gains are marginal"] == "does not hold"
 
