@@ -51,7 +51,7 @@ from .calibration import CalibratedModel, calibrate_many
 from .perturbation import perturbed_outputs
 
 __all__ = ["ExperimentConfig", "run_experiment", "prepare", "METHODS", "THESIS_METHODS", "METHOD_LABELS", "SOURCES",
-           "PER_CLASS_KINDS", "ONE_VS_ALL_KINDS", "EXPERIMENT_VERSION"]
+           "PER_CLASS_KINDS", "ONE_VS_ALL_KINDS", "EXPERIMENT_VERSION", "loss_order"]
 
 #: bump when a change of this module changes the numbers (stored results are then not reused)
 EXPERIMENT_VERSION = 1
@@ -67,6 +67,12 @@ ONE_VS_ALL_KINDS = ("fashion_mnist", "cifar10", "cifar100")
 PER_CLASS_KINDS = ("mvtec", "mpdd", "textures")
 #: |z| above which float32 σ(z) is clipped by naive β calibration: ln((1 − ε)/ε), ε = float32 eps
 SATURATION = math.log((1 - np.finfo(np.float32).eps) / np.finfo(np.float32).eps)
+
+
+def loss_order(losses) -> list[str]:
+    """``losses`` in the thesis' order: SVDD, SSIM, logistic, HSC."""
+    return [l for l in ("svdd", "ssim", "logistic", "hsc") if l in set(losses)]
+
 
 
 def _bad(msg: str):
