@@ -274,6 +274,9 @@ class _Page(HTMLParser):
         self.katex = 0
         self.katex_errors = 0
         self.unresolved = 0
+        self.figures = 0
+        self.empty_figures = 0
+        self._open_figures: list[bool] = []   # one entry per open <figure>: has it shown an image yet?
         self._stack: list[tuple[str, bool, bool]] = []
 
     def _skipping(self) -> bool:
@@ -295,6 +298,11 @@ class _Page(HTMLParser):
             self.katex_errors += 1
         if "unresolved" in classes or "cite-missing" in classes:
             self.unresolved += 1
+        if tag == "figure" and "container-figure" in classes:
+            self.figures += 1
+            self._open_figures.append(False)
+        if tag in {"img", "svg"} and self._open_figures:
+            self._open_figures[-1] = True
         for attr in ("href", "src"):
             if a.get(attr) is not None and tag in {"a", "img", "link", "script", "source", "iframe", "embed"}:
                 self.refs.append((tag, attr, a[attr]))
@@ -304,6 +312,8 @@ class _Page(HTMLParser):
             self._stack.append((tag, skip, hidden))
 
     def handle_endtag(self, tag):
+        if tag == "figure" and self._open_figures:
+            self.empty_figures += not self._open_figures.pop()
         for i in range(len(self._stack) - 1, -1, -1):
             if self._stack[i][0] == tag:
                 del self._stack[i:]
@@ -328,7 +338,7 @@ def check_site(html_dir: Path) -> list[str]:
 
     Looks for: links to missing pages, files or anchors; images, stylesheets, scripts and fonts
     that are missing or would be loaded from the network; TeX left unrendered ($…$, \\( … \\));
-    KaTeX errors; unresolved references and citations; machine paths (/work/…, /tmp/…) in the
+    KaTeX errors; unresolved references and citations; figures without an image; machine paths (/work/…, /tmp/…) in the
     visible text, code and outputs.
     """
     html_dir = Path(html_dir).resolve()
@@ -370,6 +380,9 @@ def check_site(html_dir: Path) -> list[str]:
                 break
         if page.katex_errors:
             problems.append(f"{name}: {page.katex_errors} formula(s) KaTeX could not render")
+        if page.empty_figures:
+            problems.append(f"{name}: {page.empty_figures} figure(s) without an image (a figure directive "
+                            "embeds a cell that showed no plot)")
         if page.unresolved:
             problems.append(f"{name}: {page.unresolved} unresolved cross-reference(s) or citation(s)")
         machine = _MACHINE_PATH.search(" ".join(page.all_text))

@@ -78,7 +78,9 @@ def test_check_site_reports_each_kind_of_problem(tmp_path):
         '<h2 id="sec">S</h2><a href="gone.html">x</a> <a href="index.html#nowhere">x</a>'
         '<img src="build/none.png"> <script src="https://cdn.example.org/k.js"></script>'
         '<p>The risk $\\hat{\\eta}$ is left as TeX.</p><pre class="output">saved in /work/main/figures/a.png.</pre>'
-        '<span class="katex-error">\\foo</span> <a class="cite cite-missing" href="#sec">?</a>')
+        '<span class="katex-error">\\foo</span> <a class="cite cite-missing" href="#sec">?</a>'
+        '<figure class="container container-figure"><figcaption>Figure 1: no plot</figcaption></figure>'
+        '<figure class="container container-figure"><img src="build/fig.png"></figure>')
     problems = book.check_site(tmp_path)
     expected = [
         "ch.html: broken link gone.html",
@@ -87,6 +89,7 @@ def test_check_site_reports_each_kind_of_problem(tmp_path):
         "ch.html: <script src> loads from the network: https://cdn.example.org/k.js",
         "ch.html: unrendered math near",
         "ch.html: 1 formula(s) KaTeX could not render",
+        "ch.html: 1 figure(s) without an image",
         "ch.html: 1 unresolved cross-reference(s) or citation(s)",
         "ch.html: machine path '/work/main/figures/a.png'",
         "style.css: missing file fonts/missing.woff2",
@@ -144,9 +147,17 @@ def test_book_builds_offline_and_is_sound(site):
     assert 'class="chapter-list"' in index
     pages = sorted(p.name for p in html_dir.glob("*.html"))
     assert len(pages) >= len(chapters) + 1
+    numbered = 0
     for page in pages:   # no CDN: every stylesheet and script is a relative file
         text = (html_dir / page).read_text(encoding="utf-8")
         assert not re.search(r'<(link|script)[^>]+(href|src)="(https?:)?//', text), page
+        # a figure that embeds a cell shows its plot once: in the numbered figure, not again in the cell
+        srcs = re.findall(r'<img [^>]*src="(build/[^"]+)"', text)
+        assert len(srcs) == len(set(srcs)), (page, [s for s in srcs if srcs.count(s) > 1][:3])
+        numbered += len(re.findall(r'class="caption-number">Figure\s\d+\.\d+', text))
+    sources = [p.with_suffix(".md") for p in chapters]
+    labelled = sum(s.read_text(encoding="utf-8").count(":::{figure} #cell-") for s in sources if s.exists())
+    assert labelled and numbered == labelled, (numbered, labelled)
 
 
 def _chromium(args: list[str], timeout: float = 90) -> str:

@@ -23,6 +23,27 @@ export const citeId = (label) => `cite-${String(label).replace(/[^A-Za-z0-9_.:-]
 
 const PROOF_END = new Set(['proof']);
 
+const isImageOutput = (n) => {
+  const data = n?.jupyter_data?.data;
+  return !!data && Object.keys(data).some((m) => m.startsWith('image/'));
+};
+
+// ids of the cell outputs that a figure directive of the current page embeds
+function figureOutputIds() {
+  const page = ctx.page ?? {};
+  if (!page.figureOutputs) {
+    page.figureOutputs = new Set();
+    const walk = (n, inFigure) => {
+      if (!n || typeof n !== 'object') return;
+      const fig = inFigure || (n.type === 'container' && (n.kind ?? 'figure') === 'figure');
+      if (fig && n.type === 'outputs' && n.id) page.figureOutputs.add(n.id);
+      (n.children ?? []).forEach((c) => walk(c, fig));
+    };
+    walk(page.doc?.mdast, false);
+  }
+  return page.figureOutputs;
+}
+
 const handlers = {
   block(state, node) {
     if (node.visibility === 'remove') return null;
@@ -46,8 +67,16 @@ const handlers = {
   },
 
   outputs(state, node) {
+    // A figure directive that embeds a labelled cell (`:::{figure} #cell-label`) shows the cell's images
+    // with a numbered caption; the cell itself then keeps only its text outputs, so nothing is shown twice.
+    if (ctx.inFigure) {
+      const images = (node.children ?? []).filter(isImageOutput).map((c) => state.one(c, node)).filter(Boolean);
+      return images.length ? el('div', { className: ['cell-outputs', 'figure-outputs'] }, images) : null;
+    }
     if (node.visibility === 'remove') return null;
-    const children = state.all(node).filter(Boolean);
+    const embedded = node.id && figureOutputIds().has(node.id);
+    const kept = embedded ? (node.children ?? []).filter((c) => !isImageOutput(c)) : node.children ?? [];
+    const children = kept.map((c) => state.one(c, node)).filter(Boolean);
     if (!children.length) return null;
     const id = node.html_id || undefined;
     if (node.visibility === 'hide') {
@@ -131,7 +160,13 @@ const handlers = {
   container(state, node) {
     const className = ['container', `container-${node.kind ?? 'figure'}`];
     if (node.class) className.push(node.class);
-    return el('figure', { id: node.html_id || undefined, className }, state.all(node));
+    const outer = ctx.inFigure;
+    ctx.inFigure = (node.kind ?? 'figure') === 'figure';
+    try {
+      return el('figure', { id: node.html_id || undefined, className }, state.all(node));
+    } finally {
+      ctx.inFigure = outer;
+    }
   },
   caption(state, node) { return el('figcaption', {}, state.all(node)); },
   legend(state, node) { return el('div', { className: ['legend'] }, state.all(node)); },
