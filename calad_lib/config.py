@@ -231,6 +231,10 @@ def setup(chapter: str, namespace: Mapping[str, Any], *, quiet: bool = False) ->
         _device.seed_everything(int(params["seed"]))
     _plots.use_style()
     if not quiet:
-        dev = _device.get_device()
-        print(f"chapter {chapter} · preset {params.get('preset')} · device {dev.type}")
+        from .provenance import stamp
+
+        dev, info = _device.get_device(), stamp()
+        # the page's provenance: every table and number below comes from this preset, commit and date
+        print(f"chapter {chapter} · preset {info['preset']} · commit {info['commit']} · {info['date']} · "
+              f"device {dev.type}")
     return params
