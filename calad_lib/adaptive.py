@@ -43,7 +43,7 @@ from scipy.optimize import minimize
 from torch import nn
 from tqdm.auto import tqdm
 
-from .calibration import logistic_loss
+from .calibration import logistic_loss, resolve_augment
 from .detector import AnomalyModel, Outputs
 
 __all__ = ["paste_patches", "context_features", "position_features", "network_features", "LocalCalibrator",
@@ -470,18 +470,6 @@ class AdaptiveCalibratedModel(AnomalyModel):
         return f"name={self.name!r}, calibrator={self.calibrator!r}"
 
 
-def _augmenter(augment):
-    if augment is True:
-        from .data import Augment
-
-        return Augment()
-    if augment is False or augment is None:
-        return None
-    if not callable(augment):
-        raise TypeError("augment must be True, False or a callable f(x, generator=g)")
-    return augment
-
-
 def calibrate_adaptive(base: AnomalyModel, kind: str = "local", *, normal: torch.Tensor, anomalous: torch.Tensor,
                        n: int = 1000, paste: bool | None = None,
                        features: Sequence[str] = ("logit", "context", "position"),
@@ -527,7 +515,7 @@ def calibrate_adaptive_set(base: AnomalyModel, specs: dict, *, normal: torch.Ten
             raise ValueError(f"unknown adaptive calibrator {kind!r}; choose one of {', '.join(KINDS)}")
         cals[key] = (LocalCalibrator(features, seed=seed, **(kw or {})) if kind == "local"
                      else LocationPlatt(**(kw or {})))
-    aug = _augmenter(augment)
+    aug = resolve_augment(augment)
     g = torch.Generator().manual_seed(int(seed))
     dev = base.device
     base.eval()

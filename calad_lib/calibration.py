@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from .detector import AnomalyModel, Outputs
 
 __all__ = ["PlattScaling", "BetaCalibration", "CalibrationHead", "CalibratedModel", "calibrate", "calibrate_many",
-           "METHODS", "logistic_loss"]
+           "resolve_augment", "METHODS", "logistic_loss"]
 
 #: names accepted by :func:`calibrate`
 METHODS = ("platt", "beta", "beta_naive", "head")
@@ -437,7 +437,9 @@ def _collect(base: AnomalyModel, x: torch.Tensor, idx: torch.Tensor, what: str, 
     return torch.cat(out)
 
 
-def _resolve_augment(augment):
+def resolve_augment(augment):
+    """The augmentation a calibrator draws with: ``True`` → :class:`calad_lib.data.Augment`, ``False``/``None`` → none,
+    or the callable ``f(x, generator=g)`` itself."""
     if augment is True:
         try:
             from .data import Augment
@@ -477,7 +479,7 @@ def calibrate_many(base_model: AnomalyModel, methods: Sequence[str], *, normal: 
     if "head" in methods and base_model.pixelwise:
         raise ValueError("the calibration head is defined for detection models only (§4.2.1); "
                          "use 'platt' or 'beta' for pixel-wise models")
-    aug = _resolve_augment(augment)
+    aug = resolve_augment(augment)
     base_model.eval()
     out: dict[str, CalibratedModel] = {}
     for what in ("logit", "features"):

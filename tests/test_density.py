@@ -12,19 +12,7 @@ import calad_lib as calad
 from calad_lib import density as D
 from calad_lib.train import CacheWarning
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CALAD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("CALAD_DEVICE", "cpu")
+pytestmark = pytest.mark.usefixtures("one_thread", "model_cache")
 
 
 def _random_model(shape, levels, seed=0, **kw):

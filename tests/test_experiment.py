@@ -12,6 +12,8 @@ TINY = dict(dataset="fashion_mnist", normal_class=1, loss="svdd", seed=3, epochs
             batch_size=32, n_train=160, n_calib=128, n_test_normal=80, n_test_anomalous=80, n_heldout=80, n_oe=128,
             head_epochs=2, head_lr=1e-3)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.mark.parametrize("bad, match", [
     (dict(loss="fcdd"), "unknown detection loss 'fcdd'"),
@@ -35,15 +37,6 @@ def test_config_round_trips_and_names_the_loader_dataset():
         == "mvtec:bottle"
     with pytest.raises(TypeError, match="ExperimentConfig"):
         run_experiment(cfg.as_dict())
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps this file fast on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

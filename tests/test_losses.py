@@ -8,14 +8,8 @@ from calad_lib.losses import (LOSSES, build_model, hsc_eta, hsc_logit, hsc_loss,
                               pseudo_huber)
 from calad_lib.nets import count_bias
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps this file fast on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 SHAPE = (1, 28, 28)
 

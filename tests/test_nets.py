@@ -8,14 +8,7 @@ from torch import nn
 from calad_lib.nets import (FCDDNet, build_net, count_bias, default_net, encoder_spec, gaussian_kernel,
                             receptive_field)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps this file fast on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _n_params(net):

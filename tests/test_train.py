@@ -8,20 +8,7 @@ import calad_lib as calad
 from calad_lib import train as T
 from calad_lib.train import CacheWarning, TrainConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads; one thread keeps this file fast on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CALAD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("CALAD_DEVICE", "cpu")
+pytestmark = pytest.mark.usefixtures("one_thread", "model_cache")
 
 
 def _normal(n=40, seed=0, size=28):

@@ -10,19 +10,7 @@ import calad_lib as calad
 from calad_lib import uncertainty as U
 from calad_lib.train import CacheWarning
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CALAD_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("CALAD_DEVICE", "cpu")
+pytestmark = pytest.mark.usefixtures("one_thread", "model_cache")
 
 
 def _data(n=24, seed=0):
