@@ -54,7 +54,7 @@ __all__ = ["ExperimentConfig", "run_experiment", "prepare", "METHODS", "THESIS_M
            "PER_CLASS_KINDS", "ONE_VS_ALL_KINDS", "EXPERIMENT_VERSION", "loss_order"]
 
 #: bump when a change of this module changes the numbers (stored results are then not reused)
-EXPERIMENT_VERSION = 1
+EXPERIMENT_VERSION = 2
 SOURCES = ("oe", "spectral")
 THESIS_METHODS = ("fully_trained", "calhead_oe", "calhead_spectral", "platt_oe", "platt_spectral",
                   "beta_oe", "beta_spectral")
@@ -394,8 +394,9 @@ def run_experiment(cfg: ExperimentConfig, *, preset: str | None = None, threads:
                          "anomalies": method.rsplit("_", 1)[-1] if method.endswith(SOURCES) else "none",
                          **row, **{f"cal_{k}": float(v) for k, v in params.items()},
                          "base_saturated": saturated if method != "fully_trained" else float("nan"),
-                         "n_test_normal": n_normal, "n_test_anomalous": int(d["test_y"].sum()),
-                         "n_train_images": len(d["full" if method == "fully_trained" else "train"])})
+                         # measured sizes; the configuration's caps n_test_* are added below under their own names
+                         "test_normal_images": n_normal, "test_anomalous_images": int(d["test_y"].sum()),
+                         "train_images": len(d["full" if method == "fully_trained" else "train"])})
         used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(saved_threads)

@@ -67,6 +67,11 @@ def test_rows_match_independent_evaluation(tiny):
             assert rows[method][key] == pytest.approx(ref[key], abs=1e-6), (method, key)
         assert rows[method]["ece_source"] == src
         assert rows[method]["preset"] == "test" and rows[method]["loss"] == "svdd" and "commit" in rows[method]
+        # measured sizes and the configuration's caps are separate columns (a cap of None must not hide a count)
+        assert rows[method]["test_normal_images"] == int((d["test_y"] == 0).sum()) == len(normal)
+        assert rows[method]["test_anomalous_images"] == int(d["test_y"].sum())
+        assert rows[method]["n_test_normal"] == cfg.n_test_normal
+    assert rows["fully_trained"]["train_images"] == len(d["full"]) > rows["base"]["train_images"] == len(d["train"])
 
 
 @pytest.mark.slow
