@@ -111,9 +111,19 @@ def _chapter_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _without_replaced_parameters(cells: list[dict]) -> list[dict]:
+    """Drop the notebook's own ``parameters`` cell when papermill injected the values that ran after it:
+    the reader sees the values of this run once, in the injected cell, not the smoke defaults beside them."""
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in cells]
+    if not any("injected-parameters" in t for t in tags):
+        return cells
+    return [c for c, t in zip(cells, tags) if "parameters" not in t or "injected-parameters" in t]
+
+
 def _stage_notebook(source: Path, target: Path) -> None:
     """Copy an executed notebook; number its figures, tables and equations by chapter (3.1, 3.2, ...)."""
     nb = json.loads(source.read_text(encoding="utf-8"))
+    nb["cells"] = _without_replaced_parameters(nb.get("cells", []))
     number = _chapter_number(source.name)
     meta = nb.setdefault("metadata", {})
     if number and "numbering" not in meta:

@@ -3,7 +3,8 @@
 The build uses the notebooks' stored (smoke preset) outputs; nothing is executed. The browser
 part opens every page in headless Chromium with name resolution disabled (so any asset that is
 not in the book folder fails to load), reads the page's self-check (broken images, web fonts),
-and saves a screenshot per page under ``<build>/test-book/screenshots/``.
+and saves a screenshot per page beside the book (``<build>/test-book/book/screenshots/``). With
+``CALAD_BOOK=_build/default/book`` the same checks run on a book that ``calad book`` built.
 """
 from __future__ import annotations
 
@@ -129,11 +130,19 @@ def _math_nodes(node: dict) -> int:
 
 @pytest.fixture(scope="module")
 def site():
+    """The smoke book rendered from the committed notebooks — or, with ``CALAD_BOOK=_build/default/book``,
+    a book that ``calad book`` already built (to check the rendered default book the same way)."""
     chapters = _chapters()
     assert chapters, "no chapter notebooks (notebooks/NN_name.ipynb) to build the book from"
-    out = build_dir() / "test-book" / "book"
-    index = book.render(notebooks_dir(), out, preset="smoke", quiet=True)
-    return index.parent, out / "project" / "_build" / "site", chapters
+    built = os.environ.get("CALAD_BOOK")
+    if built:
+        out = Path(built).resolve()
+        if not (out / "html" / "index.html").is_file():
+            pytest.fail(f"CALAD_BOOK={built} holds no built book (html/index.html); run calad book first")
+    else:
+        out = build_dir() / "test-book" / "book"
+        book.render(notebooks_dir(), out, preset="smoke", quiet=True)
+    return out / "html", out / "project" / "_build" / "site", chapters
 
 
 @pytest.mark.slow
@@ -196,7 +205,7 @@ def test_book_renders_in_chromium(site):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make setup installs the Debian package)")
     html_dir, site_json, chapters = site
-    shots = build_dir() / "test-book" / "screenshots"
+    shots = html_dir.parent / "screenshots"
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
     pages = sorted(html_dir.glob("*.html"))
@@ -234,3 +243,13 @@ def test_book_renders_in_chromium(site):
             assert by_page[page]["selfcheck"]["katexFontsLoaded"] > 0, (page, by_page[page]["selfcheck"])
     assert sum(v["katex"] for v in visits) > 0, \
         "no page has math: write formulas as $...$ or {math} so that KaTeX renders them"
+
+
+def test_papermill_values_replace_the_smoke_parameters_cell():
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "preset = 'smoke'"},
+             {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "preset = 'default'"},
+             {"cell_type": "code", "metadata": {}, "source": "x = 1"}]
+    kept = book._without_replaced_parameters(cells)
+    assert [c["source"] for c in kept] == ["preset = 'default'", "x = 1"]
+    committed = [cells[0], cells[2]]            # a notebook papermill did not run keeps its own cell
+    assert book._without_replaced_parameters(committed) == committed

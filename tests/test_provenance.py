@@ -1,0 +1,47 @@
+"""Provenance: the commit a number was produced by, and when a checkout counts as changed."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from calad_lib import provenance
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"old")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    monkeypatch.setattr(provenance, "repo_root", lambda: tmp_path)
+    monkeypatch.delenv("CALAD_COMMIT", raising=False)
+    provenance.git_commit.cache_clear()
+    yield tmp_path
+    provenance.git_commit.cache_clear()
+
+
+def test_rewritten_figures_do_not_mark_the_checkout_dirty(repo):
+    clean = provenance.git_commit()
+    assert len(clean) == 10 and not clean.endswith("+dirty")
+    (repo / "figures" / "a.png").write_bytes(b"rewritten by a book build")
+    provenance.git_commit.cache_clear()
+    assert provenance.git_commit() == clean
+
+
+def test_a_changed_source_marks_it_dirty(repo):
+    (repo / "code.py").write_text("x = 2\n")
+    assert provenance.git_commit().endswith("+dirty")
+
+
+def test_stamp_carries_preset_commit_and_date(repo, monkeypatch):
+    monkeypatch.setenv("CALAD_PRESET", "smoke")
+    s = provenance.stamp()
+    assert s["preset"] == "smoke" and s["commit"] == provenance.git_commit() and len(s["date"]) == 10
