@@ -12,20 +12,14 @@ import numpy as np
 import pandas as pd
 
 from .experiment import METHOD_LABELS, THESIS_METHODS, loss_order
+from .metrics import format_p as _p_text
+from .metrics import wilcoxon_p
 
 __all__ = ["claims"]
 
 
-def _p_text(p: float) -> str:
-    return "n/a" if p is None or not math.isfinite(p) else (f"{p:.2g}" if p >= 1e-3 else "< 0.001")
-
-
-def _wilcoxon(x, alternative="greater") -> float:
-    from scipy import stats
-
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x) & (x != 0)]
-    return float(stats.wilcoxon(x, alternative=alternative).pvalue) if len(x) >= 2 else float("nan")
+def _wilcoxon_greater(x) -> float:
+    return wilcoxon_p(x, alternative="greater")
 
 
 def _verdict(holds: bool, p: float, n: int, *, n_min: int = 6, level: float = 0.05) -> str:
@@ -70,8 +64,8 @@ def claims(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     n1 = len(dl)
     add("C1", "Perturbation raises the AUROC of every post-hoc calibrated model",
         f"mean gain > 0 in {pos} of {cell.size} loss × method cells; mean gain {100 * np.nanmean(dl[cal]):.2f} pts; "
-        f"one-sided Wilcoxon p = {_p_text(_wilcoxon(dl[cal].to_numpy().ravel()))}",
-        _verdict(pos == cell.size, _wilcoxon(dl[cal].to_numpy().ravel()), n1))
+        f"one-sided Wilcoxon p = {_p_text(_wilcoxon_greater(dl[cal].to_numpy().ravel()))}",
+        _verdict(pos == cell.size, _wilcoxon_greater(dl[cal].to_numpy().ravel()), n1))
     # C2: ... and fully trained supervised models more than fully trained unsupervised ones
     ft = dl["fully_trained"] if "fully_trained" in dl else pd.Series(dtype=float)
     sup = ft[ft.index.get_level_values("loss").isin(["logistic", "hsc"])].dropna()
@@ -100,7 +94,7 @@ def claims(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
         for l in present:
             runner = means.loc[l].drop(best[l]).idxmax()
             diff = ap.loc[l][best[l]] - ap.loc[l][runner]
-            pvals.append(_wilcoxon(diff))
+            pvals.append(_wilcoxon_greater(diff))
             if cid == "C4":
                 gain = means.loc[l][cal].max() - means.loc[l]["fully_trained"]
                 ok.append(best_of(best[l]) and gain > 0)
@@ -126,7 +120,7 @@ def claims(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     # C6: ... but worse for the calibration head
     if "calhead_oe" in ap:
         diff = (ap["calhead_oe"] - ap["calhead_spectral"]).dropna()
-        p6 = _wilcoxon(diff)
+        p6 = _wilcoxon_greater(diff)
         add("C6", "Spectral anomalies are worse than OE for the calibration head",
             f"mean perturbed AUROC OE − spectral {100 * diff.mean():+.2f} pts; one-sided Wilcoxon p = {_p_text(p6)}",
             _verdict(diff.mean() > 0, p6, len(diff)))
@@ -134,7 +128,7 @@ def claims(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     sup_l = [l for l in ("logistic", "hsc") if l in losses]
     if sup_l:
         diff = (a0.loc[sup_l][cal].max(axis=1) - a0.loc[sup_l]["fully_trained"]).dropna()
-        p7 = _wilcoxon(-diff + 0.005)
+        p7 = _wilcoxon_greater(-diff + 0.005)
         add("C7", "Supervised losses: unperturbed post-hoc calibrated models are worse than or equal to the fully "
             "trained model", f"best calibrated − fully trained {100 * diff.mean():+.2f} pts on average "
             f"(worse or equal within 0.5 pt: {int((diff <= 0.005).sum())} of {len(diff)})",

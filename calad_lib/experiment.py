@@ -321,11 +321,11 @@ def _predictors(model, normal: torch.Tensor, anomalous: torch.Tensor, eps: float
     normal; to first order the step lowers a loss by ε‖∇ₓℓ‖₁), the mean loss drop of each group
     under the step, and AUROC and κ of the *proxy* task normal vs synthetic, unperturbed and perturbed.
     """
-    from .perturbation import gradient_norms, perturbation_effect
+    from .perturbation import perturbation_effect
 
     eps = eps if eps > 0 else 1.4e-3
-    g_n, g_a = gradient_norms(model, normal), gradient_norms(model, anomalous)
     e_n, e_a = perturbation_effect(model, normal, eps), perturbation_effect(model, anomalous, eps)
+    g_n, g_a = e_n["grad_norm"], e_a["grad_norm"]
     y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
     a0 = M.auroc(y, torch.cat([e_n["score"], e_a["score"]]))
     ap = M.auroc(y, torch.cat([e_n["score_perturbed"], e_a["score_perturbed"]]))

@@ -23,7 +23,8 @@ from sklearn.metrics import roc_auc_score
 from .aupro import aupro, aupro_slow, pro_curve  # noqa: F401  (re-exported)
 
 __all__ = ["DEFAULT_BINS", "auroc", "reliability", "ece", "mce", "pixel_auroc", "pixel_ece", "pixel_mce",
-           "aupro", "pro_curve", "kappa", "spearman", "conformal_pvalues", "benjamini_hochberg", "evaluate", "auroc_vs_eps", "pairs_changed"]
+           "aupro", "pro_curve", "kappa", "spearman", "wilcoxon_p", "format_p",
+           "conformal_pvalues", "benjamini_hochberg", "evaluate", "auroc_vs_eps", "pairs_changed"]
 
 #: default number of equal-width bins for ECE / MCE / reliability diagrams
 DEFAULT_BINS = 10
@@ -176,6 +177,19 @@ def spearman(a, b) -> tuple[float, float]:
     ok = np.isfinite(a) & np.isfinite(b)
     res = stats.spearmanr(a[ok], b[ok])
     return float(res.statistic), float(res.pvalue)
+
+
+def wilcoxon_p(d, alternative: str = "two-sided") -> float:
+    """p-value of the Wilcoxon signed-rank test (SciPy) on paired differences ``d``, ignoring NaN and zeros;
+    NaN when fewer than two non-zero differences remain."""
+    d = np.asarray(d, dtype=np.float64).ravel()
+    d = d[np.isfinite(d) & (d != 0)]
+    return float(stats.wilcoxon(d, alternative=alternative).pvalue) if len(d) >= 2 else float("nan")
+
+
+def format_p(p) -> str:
+    """A p-value as the book prints it: two significant digits, ``< 0.001`` below that, ``n/a`` for NaN."""
+    return "n/a" if p is None or not np.isfinite(p) else (f"{p:.2g}" if p >= 1e-3 else "< 0.001")
 
 
 def conformal_pvalues(calib_scores, test_scores) -> np.ndarray:

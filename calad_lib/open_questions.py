@@ -19,9 +19,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .metrics import spearman
+from .metrics import format_p as _p
+from .metrics import spearman, wilcoxon_p
 
 __all__ = ["PREDICTORS", "stable_beta", "stable_beta_verdicts", "predictor_correlations", "predictor_verdicts",
            "adaptive_summary", "adaptive_verdicts"]
@@ -37,16 +37,6 @@ PREDICTORS = {
     "pred_proxy_kappa": "κ of that proxy task: the perturbation gain on synthetic anomalies",
 }
 _LEVEL = 0.05
-
-
-def _p(p: float) -> str:
-    return "n/a" if p is None or not math.isfinite(p) else (f"{p:.2g}" if p >= 1e-3 else "< 0.001")
-
-
-def _wilcoxon_two_sided(d) -> float:
-    d = np.asarray(d, dtype=float)
-    d = d[np.isfinite(d) & (d != 0)]
-    return float(stats.wilcoxon(d).pvalue) if len(d) >= 2 else float("nan")
 
 
 # --- Q2: stable β ------------------------------------------------------------------------------------
@@ -80,7 +70,7 @@ def stable_beta(df: pd.DataFrame, *, keys=("loss", "dataset", "normal_class", "s
             d = (stable - platt).to_numpy()
             rows.append({"loss": loss, "metric": metric, "Platt": 100 * platt.mean(), "β stable": 100 * stable.mean(),
                          "β naive": 100 * naive.mean(), "stable − Platt": 100 * np.nanmean(d),
-                         "p": _wilcoxon_two_sided(d), "naive − stable": 100 * (naive - stable).mean(),
+                         "p": wilcoxon_p(d), "naive − stable": 100 * (naive - stable).mean(),
                          "runs": int(np.isfinite(d).sum())})
     cols = ["loss", "metric", "Platt", "β stable", "β naive", "stable − Platt", "p", "naive − stable", "runs"]
     return pd.DataFrame(rows, columns=cols).set_index(["loss", "metric"])

@@ -73,11 +73,17 @@ def _batch_labels(model: AnomalyModel, yy: torch.Tensor | None, xb: torch.Tensor
     return yy[s:s + len(xb)].to(xb.device)
 
 
-def _step(model: AnomalyModel, xb: torch.Tensor, yb: torch.Tensor, eps: float) -> torch.Tensor:
+def _input_grad(model: AnomalyModel, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """``∇ₓ model.loss(x, y)`` per input (the losses of a batch are independent, so the sum's gradient is per input)."""
     with torch.enable_grad():
         xg = xb.detach().requires_grad_(True)
-        loss = model.loss(xg, yb).sum()  # per-sample losses are independent, so the sum's gradient is per-sample
-        (grad,) = torch.autograd.grad(loss, xg)
+        (grad,) = torch.autograd.grad(model.loss(xg, yb).sum(), xg)
+    return grad.detach()
+
+
+def _step(model: AnomalyModel, xb: torch.Tensor, yb: torch.Tensor, eps: float,
+          grad: torch.Tensor | None = None) -> torch.Tensor:
+    grad = _input_grad(model, xb, yb) if grad is None else grad
     return (xb - eps * torch.sign(grad)).detach()
 
 
@@ -144,20 +150,24 @@ def perturbation_effect(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAU
     """Per-input loss and score before and after perturbation, in one batched pass (§3.3's mechanism).
 
     Returns CPU tensors ``loss``, ``loss_perturbed`` (``model.loss(·, y)``, the loss being
-    decreased, with the labels of the unperturbed input for ``y="predicted"``) and ``score``, ``score_perturbed`` (the anomaly score that ranks the inputs).
+    decreased, with the labels of the unperturbed input for ``y="predicted"``), ``score``,
+    ``score_perturbed`` (the anomaly score that ranks the inputs) and ``grad_norm``, the
+    ``‖∇ₓ loss‖₁`` of each input that the step's sign is taken of (see :func:`gradient_norms`).
     Pixel-wise models give per-image losses and per-pixel scores.
     """
     eps = _check_eps(eps)
     _check_inputs(model, x)
     yy = _labels(y, len(x))
     dev = model.device
-    keys = ("loss", "loss_perturbed", "score", "score_perturbed")
+    keys = ("loss", "loss_perturbed", "score", "score_perturbed", "grad_norm")
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     with _EvalMode(model):
         for s in tqdm(range(0, len(x), batch_size), desc="perturbation effect", disable=not progress, leave=False):
             xb = x[s:s + batch_size].to(dev)
             yb = _batch_labels(model, yy, xb, s)
-            xt = _step(model, xb, yb, eps) if eps > 0 else xb
+            grad = _input_grad(model, xb, yb)
+            parts["grad_norm"].append(grad.flatten(1).norm(p=1, dim=1).cpu())
+            xt = _step(model, xb, yb, eps, grad) if eps > 0 else xb
             with torch.no_grad():
                 for k, inp in (("", xb), ("_perturbed", xt)):
                     parts["loss" + k].append(model.loss(inp, yb).detach().cpu())
@@ -179,9 +189,5 @@ def gradient_norms(model: AnomalyModel, x: torch.Tensor, y=0, *, p: float = 1.0,
     with _EvalMode(model):
         for s in range(0, len(x), batch_size):
             xb = x[s:s + batch_size].to(dev)
-            yb = _batch_labels(model, yy, xb, s)
-            with torch.enable_grad():
-                xg = xb.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(model.loss(xg, yb).sum(), xg)
-            out.append(grad.flatten(1).norm(p=p, dim=1).detach().cpu())
+            out.append(_input_grad(model, xb, _batch_labels(model, yy, xb, s)).flatten(1).norm(p=p, dim=1).cpu())
     return torch.cat(out)

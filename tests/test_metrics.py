@@ -289,3 +289,12 @@ def test_pairs_changed_adds_up_to_the_auroc_change():
     gains = [contrib(s1, i, j) - contrib(s0, i, j) for i in pos for j in neg]
     assert r["fixed"] == pytest.approx(sum(g for g in gains if g > 0) / len(gains))
     assert r["broken"] == pytest.approx(-sum(g for g in gains if g < 0) / len(gains))
+
+
+def test_wilcoxon_p_and_format_p():
+    d = np.array([0.3, -0.1, 0.5, 0.0, np.nan, 0.2, 0.4])
+    kept = np.array([0.3, -0.1, 0.5, 0.2, 0.4])
+    assert metrics.wilcoxon_p(d) == pytest.approx(stats.wilcoxon(kept).pvalue)
+    assert metrics.wilcoxon_p(d, "greater") == pytest.approx(stats.wilcoxon(kept, alternative="greater").pvalue)
+    assert np.isnan(metrics.wilcoxon_p([0.0, 0.0, 1.0]))
+    assert [metrics.format_p(p) for p in (0.0123, 0.0004, float("nan"))] == ["0.012", "< 0.001", "n/a"]

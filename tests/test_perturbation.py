@@ -177,3 +177,4 @@ def test_gradient_norms_match_the_closed_form_and_the_first_order_loss_drop(y):
                                (torch.sigmoid(model.logit(x)) - y).abs().detach() * model.w.detach().norm())
     eff = perturbation_effect(model, x, eps, y=y)   # one sign step lowers the loss by ε‖∇ₓℓ‖₁ to first order
     torch.testing.assert_close(eff["loss"] - eff["loss_perturbed"], eps * g, rtol=0.05, atol=1e-8)
+    torch.testing.assert_close(eff["grad_norm"], g)  # the effect reports the norms its step was taken from
