@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import bar as progress_bar
 
 from .calibration import logistic_loss, resolve_augment
 from .detector import AnomalyModel, Outputs
@@ -538,7 +538,7 @@ def calibrate_adaptive_set(base: AnomalyModel, specs: dict, *, normal: torch.Ten
     keep: dict[str, float] = {}
     steps = [(s, min(s + batch_size, n), part) for part in (False, True) for s in range(0, n, batch_size)]
     with torch.no_grad():
-        for s, e, part in tqdm(steps, desc="adaptive calibration", disable=not progress, leave=False):
+        for s, e, part in progress_bar(steps, desc="adaptive calibration", disable=not progress, leave=False):
             x, m = images(s, e, part)
             z, f = network_features(base, x) if network else (base.logit(x), None)
             y = m if m is not None else torch.full(z.shape, float(part), device=z.device)

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import bar as progress_bar
 
 from .detector import AnomalyModel, Outputs
 
@@ -331,7 +331,7 @@ class CalibrationHead:
         return self
 
     def _epochs(self, lin, opt, sched, X, yt, idx0, idx1, half, n_batches, g, dev) -> None:
-        for _ in tqdm(range(self.epochs), desc="calibration head", disable=not self.progress, leave=False):
+        for _ in progress_bar(range(self.epochs), desc="calibration head", disable=not self.progress, leave=False):
             p0 = idx0[torch.randperm(len(idx0), generator=g)]
             p1 = idx1[torch.randperm(len(idx1), generator=g)]
             total = 0.0
@@ -428,7 +428,7 @@ def _collect(base: AnomalyModel, x: torch.Tensor, idx: torch.Tensor, what: str, 
     dev = base.device
     out = []
     with torch.no_grad():
-        for s in tqdm(range(0, len(idx), batch_size), desc=desc, disable=not progress, leave=False):
+        for s in progress_bar(range(0, len(idx), batch_size), desc=desc, disable=not progress, leave=False):
             xb = x[idx[s:s + batch_size]]
             if augment is not None:
                 xb = augment(xb, generator=g)

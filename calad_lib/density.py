@@ -252,7 +252,7 @@ def perturb(k: torch.Tensor, rate: float, levels: int, generator: torch.Generato
 
 
 def _fit(cfg: DensityConfig, x: torch.Tensor, device, progress: bool) -> PixelCNN:
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     g = seed_everything(cfg.seed)
     g_mut = torch.Generator().manual_seed(cfg.seed + 1)
@@ -263,7 +263,7 @@ def _fit(cfg: DensityConfig, x: torch.Tensor, device, progress: bool) -> PixelCN
     xd = x.to(device=device, dtype=torch.float32)
     scale = 1.0 / (model.dims * math.log(2.0))
     model.train()
-    bar = tqdm(range(cfg.epochs), desc=f"pixelcnn μ={cfg.mutation_rate} blocks={cfg.blocks}", disable=not progress,
+    bar = progress_bar(range(cfg.epochs), desc=f"pixelcnn μ={cfg.mutation_rate} blocks={cfg.blocks}", disable=not progress,
                leave=False)
     for _ in bar:
         order = torch.randperm(len(xd), generator=g).to(device)
@@ -318,11 +318,11 @@ def fit_density(cfg: DensityConfig, x: torch.Tensor, *, progress: bool = True, d
 @torch.no_grad()
 def log_prob(model: PixelCNN, x: torch.Tensor, *, batch_size: int = 500, progress: bool = False) -> np.ndarray:
     """``log p(x)`` in nats for every image of ``x`` (batched, float64 array)."""
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     dev = next(model.parameters()).device
     out = [model.log_prob(x[s:s + batch_size].to(dev)).double().cpu()
-           for s in tqdm(range(0, len(x), batch_size), disable=not progress, leave=False, desc="log p(x)")]
+           for s in progress_bar(range(0, len(x), batch_size), disable=not progress, leave=False, desc="log p(x)")]
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 

@@ -205,7 +205,7 @@ def run_grid(configs: list[ExperimentConfig], *, preset: str, store: ResultStore
     Dask workers, which run one task per core). A tqdm bar counts finished experiments and estimates
     the time left.
     """
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     if engine not in ("local", "dask"):
         raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'dask'")
@@ -214,7 +214,7 @@ def run_grid(configs: list[ExperimentConfig], *, preset: str, store: ResultStore
     todo = [c for c in configs if not store.done(c.as_dict())]
     run = GridRun(store, list(configs), skipped=len(configs) - len(todo), engine=engine)
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="detection experiments", unit="exp", disable=not progress or not todo)
+    bar = progress_bar(total=len(todo), desc="detection experiments", unit="exp", disable=not progress or not todo)
     if engine == "local" or not todo:
         for c in todo:
             bar.set_postfix_str(c.label)

@@ -41,7 +41,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from .progress import bar as progress_bar
 
 from . import metrics
 from .adaptive import calibrate_adaptive_set, paste_patches, within_image_rank_corr
@@ -338,7 +338,7 @@ def evaluate_prepared(p: Prepared, *, progress: bool = True) -> list[dict]:
     base = p.models.get("base") or next((mod.base for mod in p.models.values() if hasattr(mod, "base")), None)
     ref = _scores(base, d.test_x, logits, "test")[0] if base is not None else None
     rows = []
-    for method, model in tqdm(p.models.items(), desc=f"evaluating {cfg.loss} {cfg.dataset}", disable=not progress,
+    for method, model in progress_bar(p.models.items(), desc=f"evaluating {cfg.loss} {cfg.dataset}", disable=not progress,
                               leave=False):
         t0 = time.perf_counter()
         out = {k: _scores(model, x, logits, k) for k, x in sets.items()}
@@ -434,7 +434,7 @@ def run_grid(configs: Iterable[LocalizationConfig], store: ResultStore | None = 
     if heatmap_seed is None and configs:
         heatmap_seed = configs[0].seed
     out = []
-    bar = tqdm(configs, desc="localization runs", disable=not progress)
+    bar = progress_bar(configs, desc="localization runs", disable=not progress)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg.class_name} {cfg.loss} seed {cfg.seed}")
         rows = run(cfg, store, heatmaps=heatmaps if cfg.seed == heatmap_seed else 0, progress=False)

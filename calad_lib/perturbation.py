@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm.auto import tqdm
+from .progress import bar as progress_bar
 
 from .detector import AnomalyModel, Outputs
 
@@ -116,7 +116,7 @@ def perturb(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAULT_EPS, y=0,
     dev = model.device
     out = torch.empty_like(x)
     with _EvalMode(model):
-        for s in tqdm(range(0, len(x), batch_size), desc="perturbing", disable=not progress, leave=False):
+        for s in progress_bar(range(0, len(x), batch_size), desc="perturbing", disable=not progress, leave=False):
             xb = x[s:s + batch_size].to(dev)
             out[s:s + batch_size] = _step(model, xb, _batch_labels(model, yy, xb, s), eps).to(out.device)
     return out
@@ -134,7 +134,7 @@ def perturbed_outputs(model: AnomalyModel, x: torch.Tensor, eps: float = 0.0, y=
     dev = model.device
     parts: list[Outputs] = []
     with _EvalMode(model):
-        for s in tqdm(range(0, len(x), batch_size), desc="scoring" if eps == 0 else f"scoring (eps={eps:g})",
+        for s in progress_bar(range(0, len(x), batch_size), desc="scoring" if eps == 0 else f"scoring (eps={eps:g})",
                       disable=not progress, leave=False):
             xb = x[s:s + batch_size].to(dev)
             if eps > 0:
@@ -162,7 +162,7 @@ def perturbation_effect(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAU
     keys = ("loss", "loss_perturbed", "score", "score_perturbed", "grad_norm")
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     with _EvalMode(model):
-        for s in tqdm(range(0, len(x), batch_size), desc="perturbation effect", disable=not progress, leave=False):
+        for s in progress_bar(range(0, len(x), batch_size), desc="perturbation effect", disable=not progress, leave=False):
             xb = x[s:s + batch_size].to(dev)
             yb = _batch_labels(model, yy, xb, s)
             grad = _input_grad(model, xb, yb)

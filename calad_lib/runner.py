@@ -69,17 +69,20 @@ def run_chapter(chapter: str, preset: str = "default", overrides: Mapping[str, A
     out = out_dir / src.name
     if out.resolve() == src.resolve():
         raise config.ParameterError("refusing to overwrite a committed notebook; choose another --out folder")
-    env_preset = os.environ.get("CALAD_PRESET")
+    saved = {k: os.environ.get(k) for k in ("CALAD_PRESET", "CALAD_PROGRESS")}
     os.environ["CALAD_PRESET"] = str(params["preset"])
+    if progress:   # the kernel draws its bars on this terminal, never into the notebook
+        os.environ["CALAD_PROGRESS"] = "terminal"
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(src), str(out), parameters=dict(params), kernel_name="python3",
                             cwd=str(notebooks_dir()), progress_bar=progress, log_output=False)
     finally:
-        if env_preset is None:
-            os.environ.pop("CALAD_PRESET", None)
-        else:
-            os.environ["CALAD_PRESET"] = env_preset
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     _record_timing(preset, chapter, time.perf_counter() - start)
     return out
 

@@ -255,7 +255,7 @@ def _initial_center(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device, progress: bool):
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     g = seed_everything(cfg.seed)                                    # CPU generator: orders
     g_aug = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # device generator: augmentation
@@ -278,7 +278,7 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
     amp = cfg.amp and device.type == "cuda"
     oe_order, oe_pos = None, 0
     model.train()
-    bar = tqdm(range(cfg.epochs), desc=f"{cfg.loss} {cfg.dataset}:{cfg.normal_class} seed {cfg.seed}",
+    bar = progress_bar(range(cfg.epochs), desc=f"{cfg.loss} {cfg.dataset}:{cfg.normal_class} seed {cfg.seed}",
                disable=not progress, leave=False)
     for _ in bar:
         order = torch.randperm(len(x), generator=g).to(device)

@@ -273,7 +273,7 @@ def _save(path: Path, model, ident: dict) -> None:
 
 
 def _fit(cfg: FitConfig, normal, anomalies, device, progress: bool):
-    from tqdm.auto import tqdm
+    from .progress import bar as progress_bar
 
     from .data import Augment
 
@@ -288,7 +288,7 @@ def _fit(cfg: FitConfig, normal, anomalies, device, progress: bool):
     starts = range(0, len(x), half)
     a_order, a_pos = None, 0
     model.train()
-    bar = tqdm(range(cfg.epochs), desc=f"{cfg.method} {cfg.dataset}:{cfg.normal_class} {cfg.anomalies}",
+    bar = progress_bar(range(cfg.epochs), desc=f"{cfg.method} {cfg.dataset}:{cfg.normal_class} {cfg.anomalies}",
                disable=not progress, leave=False)
     for _ in bar:
         order = torch.randperm(len(x), generator=g).to(device)

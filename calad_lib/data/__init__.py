@@ -6,7 +6,6 @@
 >>> split = calad.data.per_class("textures:weave", size=64)    # MVTec layout, masks included
 >>> x2 = calad.data.Augment(jitter=0.1, noise_std=0.01, hflip=True)(split.train, generator=g)
 """
-from . import progress  # noqa: F401  (imports tqdm.auto quietly, first)
 from .augment import Augment, grayscale, random_crop
 from .datasets import (DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, DataError, DataNotFound, Dataset,
                        cache_clear, class_folder, load, names, parse_name)

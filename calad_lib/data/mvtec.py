@@ -69,11 +69,11 @@ def _read_mask(path: Path, size: int | None) -> np.ndarray:
 
 
 def _read_all(fn, paths: list[Path], size, progress: bool, desc: str) -> list[np.ndarray]:
-    from .progress import tqdm
+    from ..progress import bar as progress_bar
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         it = pool.map(lambda p: fn(p, size), paths)
-        return list(tqdm(it, total=len(paths), desc=desc, disable=not progress or len(paths) < 50, leave=False))
+        return list(progress_bar(it, total=len(paths), desc=desc, disable=not progress or len(paths) < 50, leave=False))
 
 
 def read_class_folder(folder: Path, train: bool, size: int | None, *, label: str = "dataset",

@@ -112,13 +112,13 @@ def _run_and_store(config: dict, root: str, preset: str) -> str:
 def run_grid(datasets: Iterable[str], seeds: Iterable[int], *, preset: str, n_jobs: int = 1, progress: bool = True,
              **options) -> pd.DataFrame:
     """Run every dataset × seed not yet in the store (``options`` as in :func:`run_config`); return all rows."""
-    from tqdm.auto import tqdm
+    from ..progress import bar as progress_bar
 
     configs = [run_config(d, s, **options) for d in datasets for s in seeds]  # validate everything first
     store = store_for(preset)
     todo = [c for c in configs if not store.done(c)]
     if todo:
-        bar = tqdm(total=len(todo), desc="EAP protocol runs", disable=not progress)
+        bar = progress_bar(total=len(todo), desc="EAP protocol runs", disable=not progress)
         if n_jobs == 1:
             for c in todo:
                 _run_and_store(c, str(store.root), preset)

@@ -6,7 +6,6 @@
 >>> calad.synthesis.oe_images(16, channels=1, size=28, part="calib")  # offline outlier exposure
 >>> calad.synthesis.make_defect_textures()                           # MVTec-layout textures with masks
 """
-from ..data import progress  # noqa: F401  (imports tqdm.auto quietly, first)
 from .oe import PARTS, PHOTO_PARTS, oe_images, photographs
 from .spectral import SLOPE_RANGE, spectral, spectral_magnitude, uniform_noise
 from .stats import coverage, radial_power_spectrum, spectral_slope

@@ -199,7 +199,7 @@ def make_defect_textures(root=None, classes=None, n_train: int = DEFAULTS["n_tra
     (re)generated into a temporary folder and moved into place, so an interrupted run
     never leaves a folder that looks complete.
     """
-    from ..data.progress import tqdm
+    from ..progress import bar as progress_bar
 
     from ..paths import cache_dir
 
@@ -214,7 +214,7 @@ def make_defect_textures(root=None, classes=None, n_train: int = DEFAULTS["n_tra
     todo = [c for c in classes if not _complete(root / c, _manifest(c, n_train, n_test, size, seed))]
     if todo:
         root.mkdir(parents=True, exist_ok=True)
-        with tqdm(total=len(todo) * (n_train + n_test), desc="defect textures", disable=not progress,
+        with progress_bar(total=len(todo) * (n_train + n_test), desc="defect textures", disable=not progress,
                   leave=False) as bar:
             for c in todo:
                 _write_class(root / c, c, n_train, n_test, size, seed, bar)
