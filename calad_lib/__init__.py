@@ -5,6 +5,7 @@ Chapters import it d2l-style and reach every module as an attribute::
     import calad_lib as calad
     P = calad.setup("01_theory", globals())      # validate the chapter's parameters
     calad.metrics.ece(y, p)                       # ... and call the science
+    calad.record("svdd/auroc", auc)               # a headline number, regression-tested with a tolerance
 
 Submodules are imported on first use, so ``import calad_lib`` is cheap.
 """
@@ -27,6 +28,13 @@ def setup(chapter, namespace, **kwargs):
     from .config import setup as _setup
 
     return _setup(chapter, namespace, **kwargs)
+
+
+def record(name, value, *, rtol=None, atol=None) -> None:
+    """Record a headline number for the numeric regression test (see :func:`calad_lib.records.record`)."""
+    from .records import record as _record
+
+    _record(name, value, rtol=rtol, atol=atol)
 
 
 def __getattr__(name: str):
