@@ -209,32 +209,25 @@ def _parameters_in(namespace: Mapping[str, Any]) -> dict[str, Any]:
 def setup(chapter: str, namespace: Mapping[str, Any], *, quiet: bool = False) -> Params:
     """Validate a notebook's parameters (its globals after the ``parameters`` cell) and prepare the run.
 
-    Sets the preset for provenance, the CPU threads, a global seed (if the chapter has
-    ``seed``) and the plotting style. Returns the validated :class:`Params`.
+    Sets the preset for provenance, the chapter that :func:`calad_lib.records.record` files numbers
+    under, the CPU threads, a global seed (if the chapter has ``seed``) and the plotting style, and
+    announces the run's provenance once (the book shows it in the page footer). Returns the
+    validated :class:`Params`.
     """
-    import warnings
-
     from . import device as _device
     from . import plots as _plots
+    from . import records as _records
 
     params = validate(chapter, _parameters_in(namespace))
-    try:  # tqdm.auto warns (with a machine path) when ipywidgets is absent; the text bar is fine
-        from tqdm import TqdmExperimentalWarning, TqdmWarning
-
-        warnings.filterwarnings("ignore", category=TqdmWarning)
-        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
-    except ImportError:
-        pass
     os.environ["CALAD_PRESET"] = str(params.get("preset", "unknown"))
+    os.environ["CALAD_CHAPTER"] = chapter
+    _records.set_chapter(chapter)
     _device.configure_threads()
     if "seed" in params:
         _device.seed_everything(int(params["seed"]))
     _plots.use_style()
     if not quiet:
-        from .provenance import stamp
+        from .provenance import announce
 
-        dev, info = _device.get_device(), stamp()
-        # the page's provenance: every table and number below comes from this preset, commit and date
-        print(f"chapter {chapter} · preset {info['preset']} · commit {info['commit']} · {info['date']} · "
-              f"device {dev.type}")
+        announce(chapter, _device.get_device().type)
     return params

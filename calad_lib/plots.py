@@ -1,8 +1,8 @@
 """The book's figure style and saving with provenance.
 
 Figures are saved under ``figures/<preset>/`` as PNG and PDF; both files carry the
-preset, git commit and run date in their metadata, and :func:`savefig` returns a
-one-line caption suffix stating the same, for the notebook to print under the figure.
+preset, git commit and run date in their metadata. In a notebook :func:`savefig` also shows
+the figure, with its alt text, and checks that it stays readable at the book's column width.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 from .paths import figures_dir, relative
 from .provenance import stamp
 
-__all__ = ["use_style", "savefig", "PALETTE"]
+__all__ = ["use_style", "savefig", "readability", "panels_per_row", "FigureWarning", "PALETTE",
+           "COLUMN_PX", "MIN_FONT_PT"]
 
 #: colours shared across chapters so that a method keeps its colour everywhere
 PALETTE = {
@@ -35,18 +36,95 @@ def use_style() -> None:
                          "figure.autolayout": False})
 
 
-def savefig(fig: plt.Figure, name: str, *, preset: str | None = None) -> str:
-    """Save ``fig`` as ``figures/<preset>/<name>.png`` and ``.pdf`` with provenance metadata.
+#: width of the book's text column in CSS pixels (``--measure: 47rem`` in book/theme/book.css)
+COLUMN_PX = 752
+#: the smallest font a reader should meet in a figure, in points as rendered in the column
+MIN_FONT_PT = 9.0
+MAX_PANELS_PER_ROW = 3
 
-    Returns a caption line such as ``"figure 01_risk · preset smoke · commit 1a2b3c · 2026-11-25"``.
+
+class FigureWarning(UserWarning):
+    """A figure will be hard to read at the book's column width."""
+
+
+def _texts(fig: plt.Figure):
+    for ax in fig.axes:
+        yield from (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label)
+        yield from ax.get_xticklabels() + ax.get_yticklabels() + list(ax.texts)
+        legend = ax.get_legend()
+        if legend is not None:
+            yield from legend.get_texts()
+            yield legend.get_title()
+    yield from fig.texts
+    if getattr(fig, "_suptitle", None) is not None:
+        yield fig._suptitle
+    for legend in fig.legends:
+        yield from legend.get_texts()
+
+
+def panels_per_row(fig: plt.Figure) -> int:
+    """The largest number of plotting panels side by side (colour bars and twin axes not counted)."""
+    boxes = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>" or not ax.get_visible() or not ax.axison and not ax.images:
+            continue
+        b = ax.get_position()
+        if not any(abs(b.x0 - o.x0) < 1e-6 and abs(b.y0 - o.y0) < 1e-6 for o in boxes):
+            boxes.append(b)
+    best = 0
+    for b in boxes:
+        best = max(best, sum(1 for o in boxes if o.y0 < b.y1 and b.y0 < o.y1))
+    return best
+
+
+def readability(fig: plt.Figure, png_width_px: int) -> dict[str, float]:
+    """The smallest font of ``fig`` in points as rendered in the book's column, and its panels per row."""
+    sizes = [t.get_fontsize() for t in _texts(fig) if t.get_visible() and t.get_text().strip()]
+    scale = min(1.0, COLUMN_PX / max(png_width_px, 1))
+    # a font of f pt is f·dpi/72 image pixels, shown at `scale` CSS pixels each; 1 CSS pt = 4/3 CSS px
+    rendered = min(sizes) * fig.dpi / 72 * scale * 0.75 if sizes else float("inf")
+    return {"min_font_pt": round(rendered, 2), "panels_per_row": panels_per_row(fig)}
+
+
+def savefig(fig: plt.Figure, name: str, *, alt: str, preset: str | None = None) -> None:
+    """Save ``fig`` as ``figures/<preset>/<name>.png`` and ``.pdf`` with provenance metadata, and show it once.
+
+    In a notebook the figure is displayed here (and closed, so it is not drawn twice) as a PNG whose
+    metadata carries ``alt``, the sentence a reader who cannot see the plot is given, and its
+    :func:`readability`; a figure whose fonts would render below :data:`MIN_FONT_PT` or that has
+    more than :data:`MAX_PANELS_PER_ROW` panels side by side raises a :class:`FigureWarning`.
     """
+    import io
+    import warnings
+
+    if not isinstance(alt, str) or len(alt.strip()) < 10:
+        raise ValueError(f"figure {name}: give an alt text that says what the figure shows (alt=...)")
     info = stamp(preset)
     folder = figures_dir() / info["preset"]
     folder.mkdir(parents=True, exist_ok=True)
     subject = f"calad figure {name}; preset {info['preset']}; commit {info['commit']}; date {info['date']}"
     fig.savefig(folder / f"{name}.png", metadata={"Title": name, "Description": subject, "Software": "calad"})
     fig.savefig(folder / f"{name}.pdf", metadata={"Title": name, "Subject": subject, "Creator": "calad"})
-    return f"figure {name} · preset {info['preset']} · commit {info['commit']} · {info['date']}"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    from PIL import Image
+
+    width, height = Image.open(io.BytesIO(buf.getvalue())).size
+    read = readability(fig, width)
+    if read["min_font_pt"] < MIN_FONT_PT or read["panels_per_row"] > MAX_PANELS_PER_ROW:
+        warnings.warn(f"figure {name}: smallest font {read['min_font_pt']:.1f} pt as rendered (at least "
+                      f"{MIN_FONT_PT:g}), {read['panels_per_row']} panels per row (at most {MAX_PANELS_PER_ROW}); "
+                      "use larger fonts, a narrower figure or more rows", FigureWarning, stacklevel=2)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display({"image/png": buf.getvalue(), "text/plain": alt.strip()},
+                metadata={"image/png": {"width": min(width, COLUMN_PX), "alt": alt.strip(), "calad": read}},
+                raw=True)
+        plt.close(fig)
 
 
 def figure_path(name: str, preset: str | None = None, ext: str = "png") -> Path:

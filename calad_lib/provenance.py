@@ -8,7 +8,10 @@ import subprocess
 
 from .paths import repo_root
 
-__all__ = ["git_commit", "run_date", "stamp"]
+__all__ = ["MIME", "git_commit", "run_date", "stamp", "announce"]
+
+#: the MIME type of the provenance output that ``calad.setup`` leaves in an executed chapter
+MIME = "application/vnd.calad.provenance+json"
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,3 +40,24 @@ def stamp(preset: str | None = None) -> dict[str, str]:
     """The provenance fields every figure, table and result row carries."""
     return {"preset": preset or os.environ.get("CALAD_PRESET", "unknown"),
             "commit": git_commit(), "date": run_date()}
+
+
+def announce(chapter: str, device: str) -> dict[str, str]:
+    """Show which chapter, preset, commit, date and device produced the numbers below, once per chapter.
+
+    In a notebook this is one output of type :data:`MIME` (with a text line for Jupyter); the book
+    moves it into the page's footer instead of showing it among the cells. Elsewhere it is printed.
+    """
+    info = {"chapter": chapter, **stamp(), "device": device}
+    line = (f"chapter {chapter} · preset {info['preset']} · commit {info['commit']} · {info['date']} · "
+            f"device {device}")
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display({MIME: info, "text/plain": line}, raw=True)
+    else:
+        print(line)
+    return info
