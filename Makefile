@@ -1,6 +1,6 @@
 # calad: two commands do everything on a fresh machine.
 #   make book   set up, execute every chapter with PRESET (default) through papermill, render the HTML book
-#   make test   set up, run the unit tests and nbval on the committed notebooks
+#   make test   set up, run the unit tests, nbval on the committed notebooks and the numeric regression
 # Both are idempotent: finished set-up steps are skipped on a second run.
 
 PY      ?= python3
@@ -12,12 +12,14 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OMP_WAIT_POLICY ?= PASSIVE
 PYTEST_ARGS ?=
 
-.PHONY: setup python system node test book chapter clean help
+.PHONY: setup python system node test test-portable book chapter lab clean help
 
 help:
 	@echo "make book [PRESET=default|smoke|thesis]   execute all chapters and render the HTML book into _build/"
-	@echo "make test                                 unit tests + nbval on the committed notebooks"
+	@echo "make test                                 unit tests, nbval on the committed notebooks, numeric regression"
+	@echo "make test-portable                        the notebook checks under other CPU kernels and thread counts"
 	@echo "make chapter CH=05 [PRESET=...]           execute one chapter into _build/<preset>/notebooks/"
+	@echo "make lab                                  JupyterLab: a chapter's .md opens as a notebook paired with its .ipynb"
 
 setup: python system node
 
@@ -46,17 +48,44 @@ $(THEME)/node_modules/.installed: $(THEME)/package.json $(THEME)/package-lock.js
 	cd $(THEME) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# nbval re-executes the committed notebooks; their figures go to the build folder, not figures/
+# nbval re-executes the committed notebooks (their figures go to the build folder, not figures/) and
+# compares the text of the checked cells; the chapters' recorded numbers land in RECORDS and are then
+# compared with the committed ones within their tolerances (tests/test_numbers.py).
+NBVAL   := -m pytest -q -p no:cacheprovider --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+NUMBERS := -m pytest -q -p no:cacheprovider tests/test_numbers.py -k fresh
+RECORDS := $(CURDIR)/_build/test-records
+
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
-	CALAD_FIGURES=$(CURDIR)/_build/test-figures $(BIN)/python -m pytest -q $(PYTEST_ARGS) \
-	  --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+	@rm -rf $(RECORDS); status=0; \
+	CALAD_RECORDS=$(RECORDS) CALAD_FIGURES=$(CURDIR)/_build/test-figures $(BIN)/python $(NBVAL) $(PYTEST_ARGS) || status=1; \
+	CALAD_FRESH_RECORDS=$(RECORDS) $(BIN)/python $(NUMBERS) || status=1; \
+	exit $$status
+
+# The same notebook checks computing as other machines do: PyTorch's CPU kernels chosen for another
+# instruction set, and one thread instead of all. Then the spread of every recorded number over the runs.
+PORTABLE := $(CURDIR)/_build/portable
+VARIANTS := kernel-default:ATEN_CPU_CAPABILITY=default kernel-avx2:ATEN_CPU_CAPABILITY=avx2 threads-1:CALAD_THREADS=1
+
+test-portable: setup
+	@status=0; for v in $(VARIANTS); do \
+	  name=$${v%%:*}; setting=$${v#*:}; echo "== $$name ($$setting)"; rm -rf $(PORTABLE)/$$name; \
+	  env $$setting CALAD_RECORDS=$(PORTABLE)/$$name CALAD_FIGURES=$(PORTABLE)/figures $(BIN)/python $(NBVAL) || status=1; \
+	  env CALAD_FRESH_RECORDS=$(PORTABLE)/$$name $(BIN)/python $(NUMBERS) || status=1; \
+	done; \
+	$(BIN)/calad records spread $(addprefix $(PORTABLE)/,$(foreach v,$(VARIANTS),$(firstword $(subst :, ,$(v))))) \
+	  --out $(PORTABLE)/portability.json || status=1; \
+	exit $$status
 
 book: setup
 	$(BIN)/calad book --preset $(PRESET)
 
 chapter: setup
 	$(BIN)/calad run $(CH) --preset $(PRESET)
+
+# JupyterLab on this checkout: open notebooks/NN_*.md, edit, then `calad refresh NN` and `make test`
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -6,6 +6,7 @@
     calad refresh 01_theory
     calad params 05 --preset thesis
     calad grid --preset default -p classes=[0,1] --engine dask --workers 2
+    calad records spread _build/portable/kernel-default _build/portable/threads-1
 """
 from __future__ import annotations
 
@@ -127,6 +128,49 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ratio(s: dict) -> float:
+    """A record's spread as a fraction of its tolerance (inf for a moving number with no tolerance)."""
+    return s["spread"] / s["allowed"] if s["allowed"] > 0 else (float("inf") if s["spread"] > 0 else 0.0)
+
+
+def _cmd_records(args: argparse.Namespace) -> int:
+    """Spread of every recorded number between the committed notebooks and fresh executions."""
+    import json
+    from pathlib import Path
+
+    from . import records
+    from .paths import notebooks_dir, relative
+    from .store import atomic_write_text
+
+    folders = [Path(f) for f in args.folders]
+    missing = [relative(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise config.ParameterError(f"no records folder {', '.join(missing)}; run `make test-portable` first")
+    out, worst = {}, []
+    for nb in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
+        runs = {"committed": records.from_notebook(nb)}
+        runs.update({f.name: records.from_folder(f / f"{nb.stem}.json") for f in folders
+                     if (f / f"{nb.stem}.json").exists()})
+        if not runs["committed"]:
+            continue
+        spread = records.spreads(runs)
+        out[nb.stem] = spread
+        name, top = max(spread.items(), key=lambda kv: _ratio(kv[1]))
+        worst.append((nb.stem, len(spread), name, top["spread"], top["allowed"], _ratio(top)))
+    print(f"{'chapter':20s} {'records':>7s}  {'largest spread / tolerance':>26s}  record")
+    for ch, n, name, sp, allowed, ratio in worst:
+        print(f"{ch:20s} {n:7d}  {sp:12.3g} / {allowed:<11.3g}  {name}")
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(
+            {"runs": ["committed"] + [f.name for f in folders], "chapters": out}, indent=1))
+        print(f"[calad] spreads written to {relative(args.out)}")
+    over = [w for w in worst if w[5] > 1]
+    if over:
+        print(f"calad: error: {len(over)} chapter(s) have a number that moved more than its tolerance", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calad", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_grid.add_argument("--workers", type=int, help="Dask LocalCluster worker processes")
     p_grid.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     p_grid.set_defaults(func=_cmd_grid)
+    p_rec = sub.add_parser("records", help="numbers recorded by the chapters: their spread across executions")
+    rec_sub = p_rec.add_subparsers(dest="records_command", required=True)
+    p_spread = rec_sub.add_parser("spread", help="spread of each record between the committed notebooks and "
+                                  "the record folders of fresh executions (CALAD_RECORDS)")
+    p_spread.add_argument("folders", nargs="+", help="record folders, e.g. _build/portable/kernel-default")
+    p_spread.add_argument("--out", help="write every record's values and spread to this JSON file")
+    p_spread.set_defaults(func=_cmd_records)
     return parser
 
 
