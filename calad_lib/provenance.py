@@ -1,14 +1,18 @@
 """Provenance: the git commit, date and preset that produced a number, table or figure."""
 from __future__ import annotations
 
+import ast
 import datetime as _dt
 import functools
+import hashlib
+import importlib.util
 import os
 import subprocess
+from pathlib import Path
 
 from .paths import repo_root
 
-__all__ = ["MIME", "git_commit", "run_date", "stamp", "announce"]
+__all__ = ["MIME", "git_commit", "run_date", "stamp", "announce", "code_fingerprint"]
 
 #: the MIME type of the provenance output that ``calad.setup`` leaves in an executed chapter
 MIME = "application/vnd.calad.provenance+json"
@@ -61,3 +65,34 @@ def announce(chapter: str, device: str) -> dict[str, str]:
     else:
         print(line)
     return info
+
+
+def _sources(module: str) -> list[Path]:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"no module {module!r} to fingerprint")
+    origin = Path(spec.origin)
+    return sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(*modules: str) -> str:
+    """A hash of the code of ``modules`` (packages include every file), blind to comments,
+    docstrings and formatting: cached models and result rows carry it, so a change to the code
+    that produced them makes them stale instead of being reused silently."""
+    h = hashlib.sha256()
+    for module in modules:
+        for path in _sources(module):
+            tree = _without_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+            h.update(f"{module}:{path.name}\n{ast.dump(tree)}".encode())
+    return h.hexdigest()[:12]

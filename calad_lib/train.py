@@ -11,7 +11,7 @@ forward pass over the training data (batch statistics, no augmentation).
 
 A trained model is saved under ``cache_dir()/models/<key>.pt``, ``key`` a hash of the
 whole :class:`TrainConfig`, fingerprints (SHA-256) of the training and OE tensors and
-:data:`CACHE_VERSION`. A rerun loads it; a file that cannot be read or whose stored
+:data:`CACHE_VERSION` and a fingerprint of the trainer's code (:data:`CODE`). A rerun loads it; a file that cannot be read or whose stored
 configuration or fingerprints differ is reported in one line and retrained.
 """
 from __future__ import annotations
@@ -29,13 +29,16 @@ from . import losses as _losses
 from .device import get_device, seed_everything
 from .paths import cache_dir
 from .model_cache import CacheWarning, fingerprint, load_model, save_model
+from .provenance import code_fingerprint
 from .store import config_key
 
 __all__ = ["TrainConfig", "train", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
            "DATASETS"]
 
-#: bump when a change to the networks, losses or trainer makes cached models stale
+#: bump to retire cached models by hand; any change to the code in :data:`CODE` retires them too
 CACHE_VERSION = 1
+#: the code a trained model depends on: its fingerprint is part of the cache key
+CODE = ("calad_lib.train", "calad_lib.nets", "calad_lib.losses", "calad_lib.ssim", "calad_lib.data.augment")
 #: dataset kinds a configuration may name (``mvtec:bottle`` style names are accepted too)
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "mvtec", "mpdd", "textures", "custom")
 
@@ -133,7 +136,8 @@ def _weights_fingerprint(path: str | None) -> str | None:
 
 def _identity(cfg: TrainConfig, normal, oe) -> dict:
     uses_oe = cfg.loss in _losses.SUPERVISED
-    return {"version": CACHE_VERSION, "config": cfg.as_dict(), "data": fingerprint(normal),
+    return {"version": CACHE_VERSION, "code": code_fingerprint(*CODE), "config": cfg.as_dict(),
+            "data": fingerprint(normal),
             "oe": fingerprint(oe) if uses_oe else None, "weights": _weights_fingerprint(cfg.weights)}
 
 

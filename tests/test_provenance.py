@@ -45,3 +45,35 @@ def test_stamp_carries_preset_commit_and_date(repo, monkeypatch):
     monkeypatch.setenv("CALAD_PRESET", "smoke")
     s = provenance.stamp()
     assert s["preset"] == "smoke" and s["commit"] == provenance.git_commit() and len(s["date"]) == 10
+
+
+def test_code_fingerprint_sees_code_but_not_comments_or_docstrings(tmp_path, monkeypatch):
+    pkg = tmp_path / "fpmod"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""A package."""\nfrom .a import f\n')
+    (pkg / "a.py").write_text('def f(x):\n    """Double."""\n    return 2 * x  # twice\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def fp():
+        provenance.code_fingerprint.cache_clear()
+        return provenance.code_fingerprint("fpmod")
+
+    first = fp()
+    (pkg / "a.py").write_text('def f(x):\n    """Twice x, reworded."""\n\n    return 2 * x   # a new comment\n')
+    assert fp() == first
+    (pkg / "a.py").write_text('def f(x):\n    return 3 * x\n')
+    assert fp() != first
+    with pytest.raises(ValueError, match="no module"):
+        provenance.code_fingerprint("no_such_module_here")
+
+
+def test_a_change_to_the_trainer_code_retires_cached_models(monkeypatch):
+    import torch
+
+    from calad_lib import train
+
+    cfg = train.TrainConfig(loss="svdd", dataset="fashion_mnist", epochs=1)
+    x = torch.zeros(4, 1, 28, 28)
+    before = train.cache_path(cfg, x)
+    monkeypatch.setattr(train, "code_fingerprint", lambda *m: "0123456789ab")
+    assert train.cache_path(cfg, x) != before
