@@ -124,6 +124,10 @@ def _stage_notebook(source: Path, target: Path) -> None:
     """Copy an executed notebook; number its figures, tables and equations by chapter (3.1, 3.2, ...)."""
     nb = json.loads(source.read_text(encoding="utf-8"))
     nb["cells"] = _without_replaced_parameters(nb.get("cells", []))
+    for cell in nb["cells"]:   # the values a run used are there to unfold, not to read first
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
+            tags.append("hide-input")
     number = _chapter_number(source.name)
     meta = nb.setdefault("metadata", {})
     if number and "numbering" not in meta:

@@ -24,6 +24,8 @@ import pytest
 from calad_lib import book
 from calad_lib.paths import build_dir, notebooks_dir
 
+import reader_checks
+
 CHROMIUM = shutil.which("chromium") or next(
     (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
 CHROMIUM_FLAGS = [
@@ -219,6 +221,8 @@ def test_book_renders_in_chromium(site):
         assert v["selfcheck"]["brokenImages"] == [], (v["page"], v["selfcheck"])
         assert v["selfcheck"]["fontErrors"] == [], (v["page"], v["selfcheck"])
         assert v["shot"].is_file() and v["shot"].stat().st_size > 5000, f"no screenshot of {v['page']}"
+        assert v["selfcheck"]["overflowingMath"] == [], (v["page"], "equations wider than the column",
+                                                         v["selfcheck"]["overflowingMath"])
 
     titles = {_plain(v["title"] or "") for v in visits}
     for chapter in chapters:
@@ -243,6 +247,36 @@ def test_book_renders_in_chromium(site):
             assert by_page[page]["selfcheck"]["katexFontsLoaded"] > 0, (page, by_page[page]["selfcheck"])
     assert sum(v["katex"] for v in visits) > 0, \
         "no page has math: write formulas as $...$ or {math} so that KaTeX renders them"
+
+
+@pytest.mark.slow
+def test_the_reader_meets_html_tables_captioned_figures_and_no_noise(site):
+    """No text tables, progress bars, stderr, over-wide output lines or empty boxes; every plot in a
+    captioned figure with a real alt text; no TeX left as text; every citation from the bibliography."""
+    html_dir, _, _ = site
+    table = reader_checks.counts(html_dir)
+    bad = {page: {k: n for k, n in c.items() if n} for page, c in table.items() if any(c.values())}
+    detail = [f"{page}: {kinds} e.g. {reader_checks.examples(html_dir / page, next(iter(kinds)))}"
+              for page, kinds in bad.items()]
+    assert not bad, "what a reader meets:\n" + reader_checks.format_counts(table) + "\n" + "\n".join(detail)
+
+
+def test_reader_checks_count_each_kind_of_noise(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text(
+        '<article><p>The estimate η_{k+1} (Benjamini and Hochberg, 1995) and <a class="cite">Vercruyssen et al., 2018</a>'
+        '<span class="katex">e^{g(z)}</span></p>'
+        '<div class="cell-outputs"><pre class="output output-text">  a   b   c\n  1   2   3\n  4   5   6\n</pre></div>'
+        '<div class="cell-outputs"><pre class="output output-stream stderr">train:  40%|████      | 4/10 [00:01&lt;00:02, 3.1it/s]</pre></div>'
+        f'<div class="cell-outputs"><pre class="output output-text">{"x" * 95}</pre></div>'
+        '<div class="cell-outputs"></div>'
+        '<figure class="container-figure"><img src="build/a.png" alt="&lt;Figure size 640x480 with 1 Axes&gt;">'
+        '<figcaption>Figure 1: a plot</figcaption></figure>'
+        '<div class="cell-outputs"><div class="output output-image"><img src="build/b.png" alt="SVDD scores"></div></div>'
+        '<a class="cite cite-missing">x</a></article>', encoding="utf-8")
+    c = reader_checks.page_counts(page)
+    assert c == {"text_tables": 1, "progress": 1, "stderr": 1, "wide_lines": 1, "empty_outputs": 1,
+                 "uncaptioned": 1, "bad_alt": 1, "raw_tex": 1, "plain_cites": 1, "unresolved": 1}, c
 
 
 def test_papermill_values_replace_the_smoke_parameters_cell():

@@ -55,6 +55,10 @@
         katexFontsLoaded: faces.filter(function (f) { return family(f).indexOf('KaTeX') === 0 && f.status === 'loaded'; }).length,
         fontErrors: faces.filter(function (f) { return f.status === 'error'; }).map(family),
         math: document.querySelectorAll('.katex').length,
+        // display equations wider than the text column (they would be cut or scroll)
+        overflowingMath: Array.prototype.slice.call(document.querySelectorAll('.math-display, .katex-display'))
+          .filter(function (m) { return m.scrollWidth > m.clientWidth + 1; })
+          .map(function (m) { return (m.textContent || '').slice(0, 60); }),
       };
       document.documentElement.setAttribute('data-selfcheck', JSON.stringify(result));
     };

@@ -230,6 +230,7 @@ ${sidebar(href)}
 <label for="nav-toggle" class="nav-scrim" aria-hidden="true"></label>
 <div class="page">
   <main id="main" class="main">
+    ${banner()}
     <article class="article">
 ${body}
     </article>
@@ -241,6 +242,14 @@ ${body}
 </body>
 </html>
 `;
+}
+
+// A smoke build runs every chapter at CI size: its numbers show the pipeline working, not the findings.
+function banner() {
+  if (PRESET !== 'smoke') return '';
+  return `<div class="preset-banner" role="note"><b>Smoke build.</b> Every chapter ran with the CI-sized
+    <code>smoke</code> preset: its numbers illustrate the pipeline, not the findings. The book of record is
+    built with <code>make book</code> (the <code>default</code> preset).</div>`;
 }
 
 function pageBody(p) {
@@ -258,7 +267,9 @@ function pageBody(p) {
     const name = nbExport.filename ?? path.basename(href);
     meta.push(`<a class="download" href="${href}" download="${esc(name)}">Download ${esc(name)}</a>`);
   }
-  if (doc.kind === 'Notebook' && PRESET) meta.push(`<span class="preset">outputs from preset <b>${esc(PRESET)}</b></span>`);
+  const run = ctx.page.provenance;
+  const preset = run?.preset ?? PRESET;
+  if (doc.kind === 'Notebook' && preset) meta.push(`<span class="preset">outputs from preset <b>${esc(preset)}</b></span>`);
 
   let html = `<header class="page-header">
   ${meta.length ? `<p class="page-meta">${meta.join('<span class="sep"> · </span>')}</p>` : ''}
@@ -293,6 +304,13 @@ ${content}`;
       return `<li id="fn-${esc(f.identifier)}">${body}</li>`;
     });
     html += `\n<section class="footnotes"><h2>Notes</h2><ol>${items.join('')}</ol></section>`;
+  }
+
+  if (run) {
+    const bits = [`preset <b>${esc(run.preset)}</b>`, `commit <code>${esc(run.commit)}</code>`, esc(run.date),
+      `device ${esc(run.device)}`];
+    html += `\n<footer class="page-provenance"><p>The outputs on this page were computed by chapter
+  <code>${esc(run.chapter)}</code> with ${bits.join(' · ')}.</p></footer>`;
   }
 
   const cite = doc.references?.cite;

@@ -51,7 +51,28 @@ export function mimeContent(item) {
   return '';
 }
 
-function renderMime(data) {
+// calad's own outputs: the run's provenance (shown once, in the page footer) and the numbers a chapter
+// records for its regression test (not shown).
+export const PROVENANCE_MIME = 'application/vnd.calad.provenance+json';
+export const RECORD_MIME = 'application/vnd.calad.record+json';
+const DEFAULT_ALT = /^<(Figure|matplotlib)[^>]*>$/;
+
+function provenanceOf(item) {
+  if (item && typeof item === 'object' && item.content !== undefined) {
+    try { return typeof item.content === 'string' ? JSON.parse(item.content) : item.content; } catch { return null; }
+  }
+  if (item && item.path) {
+    try { return JSON.parse(ctx.publicText(item.path) ?? 'null'); } catch { return null; }
+  }
+  return item && typeof item === 'object' ? item : null;
+}
+
+function renderMime(data, metadata = {}) {
+  if (data[PROVENANCE_MIME]) {
+    if (ctx.page) ctx.page.provenance = provenanceOf(data[PROVENANCE_MIME]) ?? ctx.page.provenance;
+    return null;
+  }
+  if (data[RECORD_MIME]) return null;
   const mime = MIME_ORDER.find((m) => data[m]) ?? Object.keys(data).find((m) => m.startsWith('image/'));
   if (!mime) {
     const kinds = Object.keys(data).join(', ');
@@ -64,8 +85,13 @@ function renderMime(data) {
     if (item.path) src = ctx.assetHref(item.path);
     else if (mime === 'image/svg+xml') return el('div', { className: ['output', 'output-image'] }, [raw(mimeContent(item))]);
     else src = `data:${mime};base64,${mimeContent(item)}`;
-    const alt = data['text/plain'] ? stripAnsi(mimeContent(data['text/plain'])) : 'output figure';
-    return el('div', { className: ['output', 'output-image'] }, [el('img', { src, alt })]);
+    // the alt text: calad.plots.savefig's, else the caption of the figure that embeds the image
+    const meta = metadata?.[mime] ?? {};
+    const plain = data['text/plain'] ? stripAnsi(mimeContent(data['text/plain'])).trim() : '';
+    const alt = meta.alt || (plain && !DEFAULT_ALT.test(plain) ? plain : '') || ctx.figureCaption || '';
+    const props = { src, alt };
+    if (meta.width) props.width = meta.width;
+    return el('div', { className: ['output', 'output-image'] }, [el('img', props)]);
   }
   if (mime === 'text/html') {
     return el('div', { className: ['output', 'output-html'] }, [raw(mimeContent(item))]);
@@ -96,7 +122,7 @@ export function renderOutput(jd) {
     case 'execute_result':
     case 'display_data':
     case 'update_display_data':
-      return renderMime(jd.data ?? {});
+      return renderMime(jd.data ?? {}, jd.metadata ?? {});
     default:
       return null;
   }

@@ -160,12 +160,14 @@ const handlers = {
   container(state, node) {
     const className = ['container', `container-${node.kind ?? 'figure'}`];
     if (node.class) className.push(node.class);
-    const outer = ctx.inFigure;
+    const outer = [ctx.inFigure, ctx.figureCaption];
     ctx.inFigure = (node.kind ?? 'figure') === 'figure';
+    const caption = (node.children ?? []).find((c) => c.type === 'caption');
+    ctx.figureCaption = caption ? plainText(caption).replace(/\s+/g, ' ').trim() : '';
     try {
       return el('figure', { id: node.html_id || undefined, className }, state.all(node));
     } finally {
-      ctx.inFigure = outer;
+      [ctx.inFigure, ctx.figureCaption] = outer;
     }
   },
   caption(state, node) { return el('figcaption', {}, state.all(node)); },
