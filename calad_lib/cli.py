@@ -76,10 +76,22 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
-    from .paths import relative
-    from .runner import refresh_committed
+    import os
 
-    for ch in _chapters(args.chapters):
+    from .paths import relative
+    from .provenance import git_commit
+    from .runner import fresh_stores, refresh_committed
+
+    chapters = _chapters(args.chapters)
+    if args.fresh:   # one clean commit, nothing reused: every twin names the same commit and is rebuilt
+        commit = git_commit()
+        if commit.endswith("+dirty") or commit == "unknown":
+            raise config.ParameterError(f"--fresh needs a clean checkout (commit is {commit}); commit or stash "
+                                        "the changes to sources first")
+        os.environ.update(fresh_stores(commit))
+        print(f"[calad] refreshing {len(chapters)} chapter(s) at commit {commit} with an empty model cache and "
+              f"results folder ({relative(os.environ['CALAD_CACHE'])}, {relative(os.environ['CALAD_RESULTS'])})")
+    for ch in chapters:
         start = time.perf_counter()
         out = refresh_committed(ch)
         print(f"[calad] refreshed {relative(out)} in {time.perf_counter() - start:.0f} s", flush=True)
@@ -191,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_book.set_defaults(func=_cmd_book)
     p_ref = sub.add_parser("refresh", help="rebuild committed .ipynb twins from .md and execute them (smoke)")
     p_ref.add_argument("chapters", nargs="*", default=["all"])
+    p_ref.add_argument("--fresh", action="store_true",
+                       help="from a clean checkout, with an empty model cache and results folder (for a release)")
     p_ref.set_defaults(func=_cmd_refresh)
     p_par = sub.add_parser("params", help="print the validated parameters of a chapter and preset")
     common(p_par)

@@ -27,8 +27,9 @@ def git_commit(short: bool = True) -> str:
     try:
         args = ["git", "rev-parse", "--short=10" if short else "--verify", "HEAD"]
         sha = subprocess.run(args, cwd=repo_root(), capture_output=True, text=True, check=True).stdout.strip()
-        # figures/ holds what the book writes: a build that refreshes them is not run from changed sources
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
+        # figures/ and the executed .ipynb twins are what a build writes: refreshing them does not change sources
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures",
+                                ":!notebooks/*.ipynb"],
                                cwd=repo_root(), capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -87,6 +87,18 @@ def run_chapter(chapter: str, preset: str = "default", overrides: Mapping[str, A
     return out
 
 
+def fresh_stores(label: str) -> dict[str, str]:
+    """Empty model-cache and results folders under ``_build/refresh/<label>/`` for a clean regeneration."""
+    import shutil
+
+    root = build_dir() / "refresh" / label
+    shutil.rmtree(root, ignore_errors=True)
+    stores = {"CALAD_CACHE": root / "cache", "CALAD_RESULTS": root / "results"}
+    for path in stores.values():
+        path.mkdir(parents=True)
+    return {k: str(v) for k, v in stores.items()}
+
+
 def refresh_committed(chapter: str, *, timeout: int = 1800) -> Path:
     """Rebuild ``notebooks/<chapter>.ipynb`` from its ``.md`` twin and execute it in place (smoke values)."""
     import jupytext

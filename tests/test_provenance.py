@@ -19,6 +19,9 @@ def repo(tmp_path, monkeypatch):
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "a.png").write_bytes(b"old")
     (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text("{}")
+    (tmp_path / "notebooks" / "01_a.md").write_text("# A\n")
     git("add", ".")
     git("commit", "-qm", "init")
     monkeypatch.setattr(provenance, "repo_root", lambda: tmp_path)
@@ -34,6 +37,16 @@ def test_rewritten_figures_do_not_mark_the_checkout_dirty(repo):
     (repo / "figures" / "a.png").write_bytes(b"rewritten by a book build")
     provenance.git_commit.cache_clear()
     assert provenance.git_commit() == clean
+
+
+def test_refreshed_notebook_twins_do_not_mark_it_dirty_but_their_sources_do(repo):
+    clean = provenance.git_commit()
+    (repo / "notebooks" / "01_a.ipynb").write_text('{"cells": []}')
+    provenance.git_commit.cache_clear()
+    assert provenance.git_commit() == clean
+    (repo / "notebooks" / "01_a.md").write_text("# A, edited\n")
+    provenance.git_commit.cache_clear()
+    assert provenance.git_commit().endswith("+dirty")
 
 
 def test_a_changed_source_marks_it_dirty(repo):
