@@ -89,13 +89,16 @@ def _fit_logistic(X: torch.Tensor, y: torch.Tensor, nonneg: tuple[bool, ...], *,
 
     ``nonneg[j]`` constrains ``w_j ≥ 0``. Features are centred and scaled by their standard
     deviation (a positive rescaling, so the bounds keep their meaning) for conditioning.
-    Returns ``[w_1, ..., w_k, c]`` in the original feature units and SciPy's result.
+    A feature with no spread beyond rounding keeps ``w_j = 0``. Returns ``[w_1, ..., w_k, c]`` in
+    the original feature units, SciPy's result and the mask of such constant features.
     """
     X = X.reshape(X.shape[0], -1) if X.ndim > 1 else X.reshape(-1, 1)
     mu = X.mean(0)
     sd = X.std(0)
-    sd = torch.where(sd > 0, sd, torch.ones_like(sd))
-    Xs = (X - mu) / sd
+    # a feature whose spread is at rounding level carries no information: its weight stays 0
+    constant = sd <= 1e-10 * torch.clamp(mu.abs(), min=1.0)
+    sd = torch.where(constant, torch.ones_like(sd), sd)
+    Xs = torch.where(constant, torch.zeros_like(X), (X - mu) / sd)
     k = X.shape[1]
     yf = y.reshape(-1)
 
@@ -108,13 +111,15 @@ def _fit_logistic(X: torch.Tensor, y: torch.Tensor, nonneg: tuple[bool, ...], *,
         return float(loss), grad.cpu().numpy()
 
     theta0 = np.zeros(k + 1)
-    theta0[:k] = sd.cpu().numpy()  # unit weights: Platt's and β's identity transform z -> z
-    bounds = [(0.0, None) if nn_ else (None, None) for nn_ in nonneg] + [(None, None)]
+    fixed = constant.cpu().numpy()
+    theta0[:k] = np.where(fixed, 0.0, sd.cpu().numpy())  # unit weights: Platt's and β's identity z -> z
+    bounds = [(0.0, 0.0) if f else (0.0, None) if nn_ else (None, None) for nn_, f in zip(nonneg, fixed)]
+    bounds += [(None, None)]
     res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-10, "maxcor": 20})
     w = res.x[:k] / sd.cpu().numpy()
     c = res.x[k] - float((torch.as_tensor(w, dtype=torch.float64, device=X.device) * mu).sum())
-    return np.concatenate([w, [c]]), res
+    return np.concatenate([w, [c]]), res, fixed
 
 
 class _ScalarCalibrator:
@@ -140,7 +145,11 @@ class _ScalarCalibrator:
         _check_finite(zt, "z")
         yt = _labels_like(zt, y)
         X = self._features(zt.reshape(-1))
-        theta, res = _fit_logistic(X, yt.reshape(-1), self._nonneg())
+        theta, res, constant = _fit_logistic(X, yt.reshape(-1), self._nonneg())
+        self.degenerate_ = bool(constant.all())
+        if self.degenerate_:
+            warnings.warn(f"{type(self).__name__}: the calibration logits are constant, so only the base rate "
+                          f"{float(yt.mean()):.3g} can be fitted; every input gets that probability", stacklevel=2)
         self._set(theta)
         self.n_iter_, self.converged_, self.loss_ = int(res.nit), bool(res.success), float(res.fun)
         self.fitted_ = True
@@ -188,7 +197,7 @@ class PlattScaling(_ScalarCalibrator):
 
     def _set(self, theta):
         self.a_, self.c_ = float(theta[0]), float(theta[1])
-        if self.a_ <= 0:
+        if self.a_ <= 0 and not getattr(self, "degenerate_", False):
             warnings.warn(f"Platt scaling fitted a = {self.a_:.3g} <= 0: it reverses the base ranking "
                           "(the base logit does not separate the calibration data)", stacklevel=3)
 

@@ -27,8 +27,11 @@ def make_fashion_mnist(root: Path, n_train: int = 40, n_test: int = 20, seed: in
     return out
 
 
-def make_cifar(root: Path, kind: str = "cifar10", n_train: int = 30, n_test: int = 12, seed: int = 0) -> dict:
-    """Write torchvision's CIFAR pickle folder for ``kind`` under ``root``; return the arrays written."""
+def make_cifar(root: Path, kind: str = "cifar10", n_train: int = 30, n_test: int = 12, seed: int = 0,
+               byte_names: bool = False) -> dict:
+    """Write torchvision's CIFAR pickle folder for ``kind`` under ``root``; return the arrays written.
+
+    ``byte_names`` stores the class names as byte strings, as a meta file pickled by Python 2 may."""
     rng = np.random.default_rng(seed)
     n_classes = 10 if kind == "cifar10" else 100
     names = [f"class{i}" for i in range(n_classes)]
@@ -57,6 +60,8 @@ def make_cifar(root: Path, kind: str = "cifar10", n_train: int = 30, n_test: int
     for name, idx in train_files:
         dump(name, x_train[idx], y_train[idx])
     dump(test_name, x_test, y_test)
+    if byte_names:
+        meta = {k: [v.encode() for v in vals] for k, vals in meta.items()}
     with open(folder / meta_name, "wb") as fh:
         pickle.dump(meta, fh)
     return {"train": (x_train, y_train), "test": (x_test, y_test), "classes": tuple(names)}

@@ -294,3 +294,14 @@ def test_calibrate_pixelwise_and_rejections():
 
 def test_module_is_reachable_from_package():
     assert calad.calibration.PlattScaling is PlattScaling
+
+
+@pytest.mark.parametrize("make", [lambda: PlattScaling(), lambda: BetaCalibration("stable"),
+                                  lambda: BetaCalibration("naive")])
+def test_constant_logits_give_the_base_rate_with_one_warning(make):
+    y = np.r_[np.zeros(40), np.ones(10)]          # 0.7 has a rounding-level spread once averaged
+    with pytest.warns(UserWarning, match="constant") as caught:
+        cal = make().fit(np.full(50, 0.7), y)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    np.testing.assert_allclose(cal.predict_proba(np.array([-3.0, 0.7, 9.0])), 0.2, atol=1e-6)
+    assert all(abs(v) < 10 for v in cal.params().values())

@@ -114,6 +114,13 @@ def test_cifar_fixture(tmp_path, kind):
         assert ds.classes == raw["classes"]
 
 
+@pytest.mark.parametrize("kind", ["cifar10", "cifar100"])
+def test_cifar_class_names_stored_as_bytes_are_decoded(tmp_path, kind):
+    raw = make_cifar(tmp_path, kind, byte_names=True)
+    ds = calad.data.load(kind, train=False, root=tmp_path)
+    assert ds.classes == raw["classes"] and ds.classes[0] == "class0"
+
+
 def test_cifar_missing_names_the_folder(tmp_path):
     with pytest.raises(DataNotFound) as e:
         calad.data.load("cifar100", root=tmp_path, download=False)

@@ -59,5 +59,5 @@ def read_cifar(kind: str, root: Path, train: bool = True) -> tuple[np.ndarray, n
         entry = _unpickle(folder / name)
         xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(entry[label_key], dtype=np.int64))
-    classes = tuple(str(c) for c in _unpickle(folder / meta_file)[names_key])
+    classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in _unpickle(folder / meta_file)[names_key])
     return np.concatenate(xs), np.concatenate(ys), classes
