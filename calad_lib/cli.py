@@ -53,6 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     per = _split_overrides(chapters, _overrides(args.param))
     for ch in chapters:  # validate everything before running anything
         resolve_params(ch, args.preset, per[ch])
+    _check_machine()
     for ch in chapters:
         own = per[ch]
         start = time.perf_counter()
@@ -60,6 +61,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out = run_chapter(ch, args.preset, own, progress=not args.quiet)
         print(f"[calad] {ch}: done in {time.perf_counter() - start:.0f} s -> {relative(out)}", flush=True)
     return 0
+
+
+def _check_machine() -> None:
+    """The device and thread settings, checked in seconds, before any chapter starts."""
+    from .device import configure_threads, get_device
+
+    get_device()
+    configure_threads()
 
 
 def _cmd_book(args: argparse.Namespace) -> int:
@@ -110,6 +119,21 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """A one-line error within seconds when nothing listens at a Dask scheduler ``address``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(address if "://" in address else f"tcp://{address}")
+    if not url.hostname or not url.port:
+        raise config.ParameterError(f"scheduler address {address!r} must look like tcp://host:port")
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=timeout).close()
+    except OSError as exc:
+        raise config.ParameterError(f"no Dask scheduler at {address} ({exc.strerror or exc}); start one "
+                                    "(dask scheduler) or drop --scheduler to run locally") from None
+
+
 def _cmd_grid(args: argparse.Namespace) -> int:
     """Run chapter 05's grid of detection experiments from a preset, skipping finished ones."""
     import os
@@ -121,8 +145,13 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
     params = resolve_params(CHAPTER, args.preset, _overrides(args.param))
     engine = args.engine or params["engine"]
-    workers = args.workers or params["workers"]
+    workers = args.workers if args.workers is not None else params["workers"]
     scheduler = args.scheduler or params["scheduler"]
+    if workers is not None and workers < 1:
+        raise config.ParameterError(f"--workers {workers}: a Dask cluster needs at least one worker process")
+    if scheduler:
+        _check_scheduler(scheduler)
+    _check_machine()
     os.environ["CALAD_PRESET"] = str(params["preset"])
     try:
         configs = plan(params)  # every dataset, class and loss is checked before the first experiment
@@ -226,8 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .data.errors import DataError
+    from .device import DeviceError
+    from .runner import ChapterFailed
+
     args = build_parser().parse_args(argv)
-    errors: tuple[type[BaseException], ...] = (config.ParameterError,)
+    errors: tuple[type[BaseException], ...] = (config.ParameterError, DataError, DeviceError, ChapterFailed)
     if args.command == "book":
         from .book import BookError
 

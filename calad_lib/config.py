@@ -15,7 +15,9 @@ with one line that names the key and what is allowed.
 """
 from __future__ import annotations
 
+import math
 import os
+import re
 import types
 from pathlib import Path
 from typing import Any, Mapping
@@ -81,10 +83,23 @@ def presets(chapter: str) -> list[str]:
     return sorted(p.parent.name for p in params_dir().glob(f"*/{chapter}.yaml") if p.parent.name != "schema")
 
 
+#: what a preset's name may look like: it names a folder of params/ and of figures/
+PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_preset_name(name: str) -> str:
+    """``name`` if it can name a preset folder (no path separators, no ``..``); else a one-line error."""
+    if not isinstance(name, str) or not PRESET_NAME.match(name) or ".." in name:
+        raise ParameterError(f"preset name {name!r} must be letters, digits, '_', '-', '.' or '+' (it names a folder); "
+                             "give a preset name or the path of a preset YAML file")
+    return name
+
+
 def load_preset(chapter: str, preset: str) -> dict[str, Any]:
     """The raw values of ``preset`` (a name under ``params/`` or a path to a YAML file) for ``chapter``."""
     path = Path(preset)
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        check_preset_name(preset)
         path = params_dir() / preset / f"{chapter}.yaml"
         if not path.exists():
             avail = presets(chapter)
@@ -97,7 +112,9 @@ def load_preset(chapter: str, preset: str) -> dict[str, Any]:
         raise ParameterError(f"preset file {path.name} is not valid YAML ({str(exc).splitlines()[0]}); fix or restore it") from None
     if not isinstance(values, dict):
         raise ParameterError(f"preset file {path.name} must be a mapping of parameter: value")
-    values.setdefault("preset", preset if path.parent.name != "schema" else path.stem)
+    # labelled by its folder under params/ (smoke, default, ...), or a preset file elsewhere by its name
+    in_params = path.resolve().parent.parent == params_dir().resolve()
+    values.setdefault("preset", path.resolve().parent.name if in_params else path.stem)
     return values
 
 
@@ -143,6 +160,8 @@ def _check_scalar(key: str, value: Any, kind: str, spec: Mapping, where: str) ->
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail("is not a number")
         value = float(value)
+        if not math.isfinite(value):
+            fail("is not a finite number")
     elif kind == "str":
         if not isinstance(value, str):
             fail("is not a string")
@@ -196,6 +215,8 @@ def validate(chapter: str, values: Mapping[str, Any], *, require_all: bool = Tru
                      for i, v in enumerate(value)]
         elif kind != "any":
             value = _check_scalar(key, value, kind, rule, "")
+        if key == "preset":
+            check_preset_name(value)
         out[key] = value
     return Params(out)
 

@@ -11,7 +11,11 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "configure_threads"]
+__all__ = ["DeviceError", "get_device", "seed_everything", "configure_threads"]
+
+
+class DeviceError(ValueError):
+    """The requested device or thread count cannot be used."""
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -21,9 +25,17 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         return choice
     if choice in ("auto", "", None):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(choice)
+    try:
+        dev = torch.device(choice)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"device {choice!r} (CALAD_DEVICE) is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {choice!r} (CALAD_DEVICE) is not supported; use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {choice!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
+        raise DeviceError(f"device {choice!r} was asked for but CUDA is not available; use 'cpu' or 'auto'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {choice!r}: this machine has {torch.cuda.device_count()} GPU(s); "
+                          "use cuda:0 ... or 'auto'")
     return dev
 
 
@@ -38,6 +50,9 @@ def seed_everything(seed: int) -> torch.Generator:
 def configure_threads(n: int | None = None) -> int:
     """Use ``n`` CPU threads (default: ``$CALAD_THREADS`` or all cores) and make CPU runs deterministic."""
     if n is None:
-        n = int(os.environ.get("CALAD_THREADS", "0")) or (os.cpu_count() or 1)
+        raw = os.environ.get("CALAD_THREADS", "0").strip() or "0"
+        if not raw.isdigit():
+            raise DeviceError(f"CALAD_THREADS={raw!r} is not a thread count; use a positive integer, or 0 for all cores")
+        n = int(raw) or (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n

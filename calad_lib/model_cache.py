@@ -11,8 +11,7 @@ the old file or the new one.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -20,8 +19,9 @@ from typing import Callable
 import torch
 
 from .provenance import stamp
+from .store import atomic_write_bytes, ensure_writable
 
-__all__ = ["CacheWarning", "fingerprint", "load_model", "save_model"]
+__all__ = ["CacheWarning", "fingerprint", "load_model", "save_model", "ensure_writable"]
 
 
 class CacheWarning(UserWarning):
@@ -79,17 +79,6 @@ def save_model(path: Path, model: torch.nn.Module, ident: dict, **extra) -> None
     """Store ``model``'s weights with its identity (and ``extra`` fields) at ``path``, atomically."""
     payload = {**ident, **extra, "provenance": stamp(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the cache from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue(), mode=0o666)

@@ -101,8 +101,13 @@ def savefig(fig: plt.Figure, name: str, *, alt: str, preset: str | None = None) 
         raise ValueError(f"figure {name}: give an alt text that says what the figure shows (alt=...)")
     info = stamp(preset)
     folder = figures_dir() / info["preset"]
+    if folder.resolve().parent != figures_dir().resolve():
+        raise ValueError(f"preset {info['preset']!r} would put figures outside {relative(figures_dir())}; "
+                         "a preset name is one folder name")
     folder.mkdir(parents=True, exist_ok=True)
     subject = f"calad figure {name}; preset {info['preset']}; commit {info['commit']}; date {info['date']}"
+    if info.get("overrides"):
+        subject += f"; overrides {info['overrides']}"
     fig.savefig(folder / f"{name}.png", metadata={"Title": name, "Description": subject, "Software": "calad"})
     fig.savefig(folder / f"{name}.pdf", metadata={"Title": name, "Subject": subject, "Creator": "calad"})
     buf = io.BytesIO()

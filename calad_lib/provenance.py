@@ -43,8 +43,10 @@ def run_date() -> str:
 
 def stamp(preset: str | None = None) -> dict[str, str]:
     """The provenance fields every figure, table and result row carries."""
-    return {"preset": preset or os.environ.get("CALAD_PRESET", "unknown"),
-            "commit": git_commit(), "date": run_date()}
+    info = {"preset": preset or os.environ.get("CALAD_PRESET", "unknown"), "commit": git_commit(), "date": run_date()}
+    if os.environ.get("CALAD_OVERRIDES"):   # values changed from the preset's by `calad run -p`
+        info["overrides"] = os.environ["CALAD_OVERRIDES"]
+    return info
 
 
 def announce(chapter: str, device: str) -> dict[str, str]:
@@ -54,7 +56,8 @@ def announce(chapter: str, device: str) -> dict[str, str]:
     moves it into the page's footer instead of showing it among the cells. Elsewhere it is printed.
     """
     info = {"chapter": chapter, **stamp(), "device": device}
-    line = (f"chapter {chapter} · preset {info['preset']} · commit {info['commit']} · {info['date']} · "
+    changed = f" with {info['overrides']}" if info.get("overrides") else ""
+    line = (f"chapter {chapter} · preset {info['preset']}{changed} · commit {info['commit']} · {info['date']} · "
             f"device {device}")
     try:
         from IPython import get_ipython

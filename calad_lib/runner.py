@@ -20,7 +20,8 @@ from . import config
 from .paths import build_dir, notebooks_dir, relative
 from .store import atomic_write_text
 
-__all__ = ["chapter_notebook", "resolve_params", "run_chapter", "refresh_committed", "executed_dir"]
+__all__ = ["ChapterFailed", "chapter_notebook", "resolve_params", "run_chapter", "refresh_committed",
+           "executed_dir", "override_dir", "fresh_stores"]
 
 
 def chapter_notebook(chapter: str) -> Path:
@@ -56,34 +57,70 @@ def _record_timing(preset: str, chapter: str, seconds: float) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
+class ChapterFailed(RuntimeError):
+    """A chapter raised an error while it ran; the message is that error in one line."""
+
+
+def _differing(chapter: str, preset: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    base = resolve_params(chapter, preset)
+    return {k: v for k, v in params.items() if base.get(k) != v}
+
+
+def override_dir(preset: str, overrides: Mapping[str, Any]) -> Path:
+    """Where a run of ``preset`` with ``overrides`` goes, apart from the preset's own run and figures."""
+    from .store import config_key
+
+    return build_dir() / f"{Path(preset).stem}+{config_key(dict(overrides), 8)}"
+
+
 def run_chapter(chapter: str, preset: str = "default", overrides: Mapping[str, Any] | None = None, *,
                 out_dir: Path | None = None, progress: bool = True) -> Path:
-    """Execute one chapter with ``preset`` (+ ``overrides``); return the executed notebook's path."""
+    """Execute one chapter with ``preset`` (+ ``overrides``); return the executed notebook's path.
+
+    A run whose values differ from the preset's goes to ``_build/<preset>+<key>/`` with its figures
+    beside it, so it never replaces the preset's executed chapter or committed figures. An error in
+    the chapter is raised as :class:`ChapterFailed` with that error in one line and the path of the
+    partial notebook.
+    """
     import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
 
     chapter = config.resolve_chapter(chapter)
     params = resolve_params(chapter, preset, overrides)
     src = chapter_notebook(chapter)
+    changed = _differing(chapter, preset, params)
+    env = {"CALAD_PRESET": str(params["preset"])}
+    if changed:
+        root = override_dir(preset, changed)
+        out_dir = out_dir or root / "notebooks"
+        env["CALAD_FIGURES"] = str(root / "figures")
+        env["CALAD_OVERRIDES"] = ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
     out_dir = out_dir or executed_dir(preset)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / src.name
     if out.resolve() == src.resolve():
         raise config.ParameterError("refusing to overwrite a committed notebook; choose another --out folder")
-    saved = {k: os.environ.get(k) for k in ("CALAD_PRESET", "CALAD_PROGRESS")}
-    os.environ["CALAD_PRESET"] = str(params["preset"])
     if progress:   # the kernel draws its bars on this terminal, never into the notebook
-        os.environ["CALAD_PROGRESS"] = "terminal"
+        env["CALAD_PROGRESS"] = "terminal"
+    saved = {k: os.environ.get(k) for k in (*env, "CALAD_OVERRIDES", "CALAD_FIGURES")}
+    os.environ.pop("CALAD_OVERRIDES", None)
+    os.environ.update(env)
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(src), str(out), parameters=dict(params), kernel_name="python3",
                             cwd=str(notebooks_dir()), progress_bar=progress, log_output=False)
+    except PapermillExecutionError as exc:
+        what = (str(exc.evalue).strip().splitlines() or [""])[0]
+        raise ChapterFailed(f"{chapter} failed in cell {exc.exec_count}: {exc.ename}: {what} "
+                            f"(partial notebook: {relative(out)})") from None
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    _record_timing(preset, chapter, time.perf_counter() - start)
+    if not changed:
+        _record_timing(preset, chapter, time.perf_counter() - start)
     return out
 
 

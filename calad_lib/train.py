@@ -28,7 +28,7 @@ import torch
 from . import losses as _losses
 from .device import get_device, seed_everything
 from .paths import cache_dir
-from .model_cache import CacheWarning, fingerprint, load_model, save_model
+from .model_cache import CacheWarning, ensure_writable, fingerprint, load_model, save_model
 from .provenance import code_fingerprint
 from .store import config_key
 
@@ -214,6 +214,7 @@ def train(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None
         model = _load(path, ident, dev)
         if model is not None:
             return model
+        ensure_writable(path.parent, "cache")   # before training, not after
     model = _fit(cfg, normal, oe if cfg.loss in _losses.SUPERVISED else None, dev, progress)
     if cache:
         _save(path, model, ident)

@@ -7,14 +7,15 @@
 >>> x2 = calad.data.Augment(jitter=0.1, noise_std=0.01, hflip=True)(split.train, generator=g)
 """
 from .augment import Augment, grayscale, random_crop
-from .datasets import (DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, DataError, DataNotFound, Dataset,
+from .errors import DataCorrupted, DataError, DataNotFound
+from .datasets import (DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES, Dataset,
                        cache_clear, class_folder, load, names, parse_name)
 from .idx import read_idx, write_idx
 from .preprocess import ZScore
 from .protocols import (NO_HFLIP, OneVsAll, PerClass, hflip_ok, one_vs_all, per_class, pre_crop_size,
                         split_indices)
 
-__all__ = ["Augment", "grayscale", "random_crop", "Dataset", "DataError", "DataNotFound", "load", "cache_clear",
+__all__ = ["Augment", "grayscale", "random_crop", "Dataset", "DataError", "DataNotFound", "DataCorrupted", "load", "cache_clear",
            "class_folder", "names", "parse_name", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST",
            "read_idx", "write_idx", "ZScore", "OneVsAll", "PerClass", "one_vs_all", "per_class",
            "split_indices", "pre_crop_size", "hflip_ok", "NO_HFLIP"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .datasets import DataError
+from .errors import DataError
 
 __all__ = ["Augment", "grayscale", "random_crop"]
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataNotFound
+
 __all__ = ["CIFAR_FOLDERS", "cifar_folder", "read_cifar"]
 
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
@@ -43,7 +45,6 @@ def read_cifar(kind: str, root: Path, train: bool = True) -> tuple[np.ndarray, n
     Raises :class:`FileNotFoundError` (one line: the folder and the files it must hold)
     when a file is missing.
     """
-    from .datasets import DataNotFound
 
     train_files, test_files, meta_file, label_key, names_key = _FILES[kind]
     folder = cifar_folder(kind, root)

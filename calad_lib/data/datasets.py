@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from ..paths import cache_dir, data_dir, relative
+from .errors import DataError, DataNotFound
 
-__all__ = ["Dataset", "DataError", "DataNotFound", "load", "cache_clear", "names", "parse_name", "class_folder",
+__all__ = ["Dataset", "load", "cache_clear", "names", "parse_name", "class_folder",
            "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -44,14 +45,6 @@ _PLAIN = ("fashion_mnist", "cifar10", "cifar100")
 _PER_CLASS = {"mvtec": "mvtec_ad", "mpdd": "mpdd", "textures": "textures"}
 _ALIASES = {"fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist",
             "cifar-10": "cifar10", "cifar-100": "cifar100", "mvtec_ad": "mvtec"}
-
-
-class DataError(ValueError):
-    """A dataset name or argument is wrong."""
-
-
-class DataNotFound(DataError, FileNotFoundError):
-    """A dataset is not on disk where calad looks for it."""
 
 
 @dataclass(frozen=True, eq=False)

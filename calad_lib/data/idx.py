@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..paths import relative
+from .errors import DataCorrupted
 
 __all__ = ["read_idx", "write_idx"]
 
@@ -31,18 +35,22 @@ def _open(path: Path):
 def read_idx(path: str | Path) -> np.ndarray:
     """The array stored in the idx file ``path`` (gzip-compressed or not)."""
     path = Path(path)
-    with _open(path) as fh:
-        raw = fh.read()
+    try:
+        with _open(path) as fh:
+            raw = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataCorrupted(f"{relative(path)} is truncated or corrupted ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                            "replace it with the original file (Debian: reinstall dataset-fashion-mnist)") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"{path.name} is not an idx file (bad magic number); replace it with the original download")
+        raise DataCorrupted(f"{relative(path)} is not an idx file (bad magic number); replace it with the original file")
     dtype = np.dtype(_DTYPES[raw[2]])
     ndim = raw[3]
     shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     offset = 4 + 4 * ndim
     count = int(np.prod(shape, dtype=np.int64))
     if len(raw) - offset != count * dtype.itemsize:
-        raise ValueError(f"{path.name} is truncated or corrupted ({len(raw) - offset} data bytes, "
-                         f"expected {count * dtype.itemsize}); replace it with the original download")
+        raise DataCorrupted(f"{relative(path)} is truncated or corrupted ({len(raw) - offset} data bytes, "
+                            f"expected {count * dtype.itemsize}); replace it with the original file")
     data = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape)
     return data.astype(dtype.newbyteorder("="), copy=False)
 

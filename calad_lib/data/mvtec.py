@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import DataNotFound
+
 __all__ = ["IMAGE_SUFFIXES", "list_classes", "check_class_folder", "read_class_folder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -40,7 +42,6 @@ def list_classes(dataset_folder: Path) -> list[str]:
 def check_class_folder(folder: Path, label: str) -> None:
     """Raise a one-line :class:`DataNotFound` unless ``folder`` holds the MVTec layout."""
     from ..paths import relative
-    from .datasets import DataNotFound
 
     layout = "<class>/train/good/*.png, <class>/test/<defect>/*.png and <class>/ground_truth/<defect>/*_mask.png"
     if not folder.is_dir():
@@ -85,7 +86,6 @@ def read_class_folder(folder: Path, train: bool, size: int | None, *, label: str
     masks ``float32 (N, 1, size, size)`` in {0, 1} (zeros for good images).
     """
     from ..paths import relative
-    from .datasets import DataNotFound
 
     check_class_folder(folder, label)
     if train:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .augment import grayscale
-from .datasets import DataError
+from .errors import DataError
 
 __all__ = ["ZScore", "grayscale"]
 

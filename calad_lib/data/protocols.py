@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 import torch
 
-from .datasets import DataError, load, parse_name
+from .datasets import load, parse_name
+from .errors import DataError
 
 __all__ = ["OneVsAll", "PerClass", "split_indices", "one_vs_all", "per_class", "pre_crop_size",
            "hflip_ok", "NO_HFLIP"]
