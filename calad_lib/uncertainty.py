@@ -15,6 +15,12 @@ method          η̂                                                            
                 al., 2017), seeds ``seed … seed + M − 1``
 ==============  ==================================================================  ==========================
 
+Chapter 08's experiment (part C) lives here too: :func:`run_experiments` trains every method on
+every one-vs-all task without and with OE, calibrates each post hoc (Platt, β) and evaluates it,
+storing each run's rows as it finishes (an interrupted run resumes); :func:`summarize`,
+:func:`claims`, :func:`regime_table` and :func:`spread_table` turn the rows into the chapter's
+tables and verdicts, :func:`reliability_figure` and :func:`ece_figure` into its figures.
+
 Each supervised method needs anomalies in training: outlier exposure (OE) images, or — the
 "without OE" variant — another source such as uniform noise, the reference density of the
 classical calibrated anomaly detection of Steinwart et al. (thesis §3.1, §3.4).
@@ -52,7 +58,9 @@ from .model_cache import fingerprint, load_model, save_model
 from .train import TrainConfig
 
 __all__ = ["METHODS", "EnergyModel", "MCDropoutModel", "Ensemble", "FitConfig", "fit", "fit_method",
-           "mean_prob_logit", "evaluate", "CACHE_VERSION"]
+           "mean_prob_logit", "evaluate", "CACHE_VERSION", "OE_SOURCE", "REGIMES", "CALIBRATIONS", "REGIME_LABELS",
+           "train_sources", "task_data", "run_config", "fit_task", "run_one", "run_experiments", "summarize",
+           "claims", "metric_table", "regime_table", "spread_table", "reliability_figure", "ece_figure"]
 
 METHODS = ("logistic", "hsc", "energy", "mc_dropout", "ensemble")
 #: bump when a change to these networks or :func:`fit` makes cached models stale
@@ -428,3 +436,284 @@ def evaluate(model: AnomalyModel, *, normal: torch.Tensor, anomalies: dict, test
             rows[0][f"spread_{k}"] = float(s1.mean())
             rows[0][f"spread_auroc_{k}"] = auroc(np.r_[np.zeros(m), np.ones(m)], np.r_[s0[:m], s1[:m]])
     return rows
+
+
+# --- chapter 08, part C: the experiment ---------------------------------------------------------
+#: anomaly source of the "OE" training regime
+OE_SOURCE = "oe:photos:train"
+#: training regimes: against ``no_oe_source`` (uniform noise or spectral images) or against OE
+REGIMES = ("no OE", "OE")
+#: post-hoc calibrations evaluated for every model
+CALIBRATIONS = ("none", "platt", "beta")
+#: the (regime, calibration) combinations by the names the chapter gives them
+REGIME_LABELS = {("no OE", "none"): "neither", ("no OE", "platt"): "post-hoc only (Platt)",
+                 ("no OE", "beta"): "post-hoc only (β)", ("OE", "none"): "OE only",
+                 ("OE", "platt"): "OE + Platt", ("OE", "beta"): "OE + β"}
+_PARAMS = ("seed", "normal_classes", "no_oe_source", "n_train", "epochs", "milestones", "ensemble_size", "dropout",
+           "mc_passes", "n_calib", "n_eval", "n_test", "n_bins")
+
+
+def _params(params) -> dict:
+    missing = [k for k in _PARAMS if k not in params]
+    if missing:
+        raise ValueError(f"chapter 08's experiment needs the parameters {', '.join(missing)}")
+    return dict(params)
+
+
+def train_sources(no_oe_source: str) -> dict[str, str]:
+    """The anomaly source of each training regime, ``{"no OE": no_oe_source, "OE": OE_SOURCE}``."""
+    if no_oe_source not in ("uniform_noise", "spectral"):
+        raise ValueError(f"no_oe_source must be 'uniform_noise' or 'spectral', got {no_oe_source!r}")
+    return {"no OE": no_oe_source, "OE": OE_SOURCE}
+
+
+def task_data(params, normal_class: int) -> dict:
+    """The data of one Fashion-MNIST one-vs-all task (§4.2.2) for chapter 08's parameters.
+
+    ``normal``: ``n_train`` images of the 3/4 training split (all of it when ``None``);
+    ``train_anomalies``: as many images of ``no_oe_source`` and of the OE photographs' training
+    part; ``oe_calib``: ``n_calib`` OE calibration images; ``eval_normal`` and ``eval_sets``
+    (``"oe"``: held-out OE, ``"real"``: test images of the other classes): ``n_eval`` each;
+    ``test_x``/``test_y``: the test set (or a seeded subset of ``n_test``) for the AUROC.
+    """
+    from .data import one_vs_all
+    from .synthesis import oe_images, spectral, uniform_noise
+
+    p = _params(params)
+    seed, c = int(p["seed"]), int(normal_class)
+    split = one_vs_all("fashion_mnist", normal_class=c, seed=seed)
+    gc = torch.Generator().manual_seed(seed + c)
+    normal = split.train if p["n_train"] is None else \
+        split.train[torch.randperm(len(split.train), generator=gc)[: p["n_train"]]]
+    m = len(normal)
+    kw = dict(channels=1, size=28, device="cpu")
+    no_oe = (uniform_noise(m, seed=seed, **kw) if p["no_oe_source"] == "uniform_noise"
+             else spectral(m, seed=seed, **kw))
+    anomalous_test = split.test_x[split.test_y == 1]
+    test = (torch.arange(len(split.test_x)) if p["n_test"] is None
+            else torch.randperm(len(split.test_x), generator=gc)[: p["n_test"]].sort().values)
+    return dict(
+        split=split, normal=normal, test_x=split.test_x[test], test_y=split.test_y[test],
+        train_anomalies={"no OE": no_oe, "OE": oe_images(m, seed=seed, part="train", **kw)},
+        oe_calib=oe_images(p["n_calib"], seed=seed + 1, part="calib", **kw),
+        eval_normal=split.test_x[split.test_y == 0][: p["n_eval"]],
+        eval_sets={"oe": oe_images(p["n_eval"], seed=seed + 2, part="test", **kw),
+                   "real": anomalous_test[torch.randperm(len(anomalous_test), generator=gc)[: p["n_eval"]]]})
+
+
+def run_config(params, normal_class: int, method: str, regime: str) -> dict:
+    """What determines one run's rows (its key in the result store)."""
+    p = _params(params)
+    return {"part": "C", "normal_class": int(normal_class), "method": method, "training anomalies": regime,
+            "source": train_sources(p["no_oe_source"])[regime], "seed": p["seed"], "n_train": p["n_train"],
+            "epochs": p["epochs"], "milestones": list(p["milestones"]), "n_calib": p["n_calib"],
+            "n_eval": p["n_eval"], "n_test": p["n_test"], "n_bins": p["n_bins"], "no_oe_source": p["no_oe_source"],
+            **({"ensemble_size": p["ensemble_size"]} if method == "ensemble" else {}),
+            **({"dropout": p["dropout"], "passes": p["mc_passes"]} if method == "mc_dropout" else {})}
+
+
+def fit_task(params, data: dict, normal_class: int, method: str, regime: str, *, progress: bool = False,
+             device=None) -> AnomalyModel:
+    """:func:`fit_method` for one run of chapter 08 (``data`` from :func:`task_data`; cached)."""
+    p = _params(params)
+    return fit_method(method, data["normal"], data["train_anomalies"][regime],
+                      anomaly_source=train_sources(p["no_oe_source"])[regime], normal_class=int(normal_class),
+                      seed=p["seed"], epochs=p["epochs"], milestones=p["milestones"],
+                      ensemble_size=p["ensemble_size"], dropout=p["dropout"], passes=p["mc_passes"],
+                      progress=progress, device=device)
+
+
+def run_one(params, data: dict, normal_class: int, method: str, regime: str, *, device=None) -> list[dict]:
+    """Train (or load) one model, calibrate it post hoc (Platt, β on OE) and :func:`evaluate` it."""
+    from .calibration import calibrate_many
+
+    p = _params(params)
+    model = fit_task(p, data, normal_class, method, regime, device=device)
+    # a weak model may get a Platt slope <= 0 (a reversed ranking); its rows show it, no warning needed
+    cals = calibrate_many(model, ["platt", "beta"], normal=data["split"].calib, anomalous=data["oe_calib"],
+                          n=p["n_calib"], augment_anomalous=True, seed=p["seed"], progress=False, quiet_platt=True)
+    return evaluate(model, normal=data["eval_normal"], anomalies=data["eval_sets"], test_x=data["test_x"],
+                    test_y=data["test_y"], calibrated=[cals["platt"], cals["beta"]], n_bins=p["n_bins"])
+
+
+def run_experiments(params, *, store=None, progress: bool = True, device=None):
+    """Every run of chapter 08's part C: task × method × training regime, three calibrations each.
+
+    ``params``: the chapter's parameters (``calad.setup``'s result). Each run's rows are written to
+    ``store`` (default ``results/08_oe_uncertainty/<preset>/``) as soon as it finishes and are
+    read back instead of recomputed on a later call, so an interrupted run resumes. Returns one
+    row per run and calibration: the :func:`run_config` fields and the :func:`evaluate` metrics.
+    """
+    import pandas as pd
+
+    from .paths import results_dir
+    from .progress import bar
+    from .store import ResultStore
+
+    p = _params(params)
+    preset = p.get("preset")
+    if store is None:
+        store = ResultStore(results_dir() / "08_oe_uncertainty" / str(preset or "custom"))
+    runs = [(int(c), m, r) for c in p["normal_classes"] for m in METHODS for r in REGIMES]
+    data: dict = {}
+    for c, method, regime in bar(runs, desc="chapter 08 runs", disable=not progress):
+        cfg = run_config(p, c, method, regime)
+        if store.done(cfg):
+            continue
+        if c not in data:
+            data = {c: task_data(p, c)}          # one task's data at a time
+        store.write(cfg, run_one(p, data[c], c, method, regime, device=device), preset=preset)
+    return pd.DataFrame([{**cfg, **row} for c, m, r in runs for cfg in [run_config(p, c, m, r)]
+                         for row in store.read(cfg)])
+
+
+_SUMMARY = ("auroc", "ece_oe", "ece_real", "mce_oe", "mce_real", "eta_normal", "eta_oe", "eta_real")
+
+
+def summarize(res):
+    """Means over the tasks, one row per (method, training anomalies, calibration), in the chapter's order."""
+    import pandas as pd
+
+    keys = ["method", "training anomalies", "calibration"]
+    out = res.groupby(keys)[[c for c in _SUMMARY if c in res]].mean()
+    order = [(m, r, c) for m in METHODS for r in REGIMES for c in CALIBRATIONS if (m, r, c) in out.index]
+    return out.reindex(pd.MultiIndex.from_tuples(order, names=keys))
+
+
+#: chapter 08's claims on calibration: (id, claim, difference per method that is > 0 where it holds)
+_CLAIMS = (
+    ("C1", "OE lowers the ECE on held-out OE",
+     lambda s, m: s.loc[(m, "no OE", "none"), "ece_oe"] - s.loc[(m, "OE", "none"), "ece_oe"]),
+    ("C2", "OE-trained models are worse calibrated on real anomalies than on held-out OE",
+     lambda s, m: s.loc[(m, "OE", "none"), "ece_real"] - s.loc[(m, "OE", "none"), "ece_oe"]),
+    ("C3", "post-hoc Platt (on OE) lowers the ECE on held-out OE, no OE in training",
+     lambda s, m: s.loc[(m, "no OE", "none"), "ece_oe"] - s.loc[(m, "no OE", "platt"), "ece_oe"]),
+    ("C4", "post-hoc Platt (on OE) lowers the ECE on held-out OE after OE training",
+     lambda s, m: s.loc[(m, "OE", "none"), "ece_oe"] - s.loc[(m, "OE", "platt"), "ece_oe"]),
+    ("C5", "OE + Platt is worse calibrated on real anomalies than on held-out OE",
+     lambda s, m: s.loc[(m, "OE", "platt"), "ece_real"] - s.loc[(m, "OE", "platt"), "ece_oe"]),
+    ("C6", "OE raises the AUROC (one-vs-all test set)",
+     lambda s, m: s.loc[(m, "OE", "none"), "auroc"] - s.loc[(m, "no OE", "none"), "auroc"]),
+)
+
+
+def _verdict(count: int, n: int) -> str:
+    if count == n:
+        return f"holds for all {n} methods"
+    if count == 0:
+        return f"fails for all {n} methods"
+    return f"mixed: {count} of {n} methods"
+
+
+def claims(summary):
+    """Claims C1–C6, decided per method from :func:`summarize`'s means.
+
+    Columns: ``claim``, ``holds for`` (the methods), ``count``, ``of``, ``mean_diff`` (the mean
+    over the methods of the difference that is positive where the claim holds: ECE or AUROC, as
+    a fraction) and ``verdict`` (holds for all / fails for all / mixed: k of n).
+    """
+    import pandas as pd
+
+    methods = [m for m in METHODS if m in summary.index.get_level_values(0)]
+    rows = []
+    for key, text, diff in _CLAIMS:
+        d = {m: float(diff(summary, m)) for m in methods}
+        yes = [m for m in methods if d[m] > 0]
+        rows.append({"id": key, "claim": f"{key} {text}", "holds for": ", ".join(yes) or "none", "count": len(yes),
+                     "of": len(methods), "mean_diff": float(np.mean(list(d.values()))),
+                     "verdict": _verdict(len(yes), len(methods))})
+    return pd.DataFrame(rows).set_index("id")
+
+
+def metric_table(summary, metric: str):
+    """``metric`` (``"ece"`` or ``"mce"``) per (method, training regime) × (evaluation set, calibration)."""
+    import pandas as pd
+
+    if metric not in ("ece", "mce"):
+        raise ValueError(f"metric must be 'ece' or 'mce', got {metric!r}")
+    sets = {f"{metric}_oe": "held-out OE", f"{metric}_real": "real anomalies"}
+    rows = [(m, r) for m in METHODS for r in REGIMES if (m, r, "none") in summary.index]
+    cols = [(label, c) for label in sets.values() for c in CALIBRATIONS]
+    out = pd.DataFrame([[summary.loc[(m, r, c), col] for col in sets for c in CALIBRATIONS] for m, r in rows],
+                       index=pd.MultiIndex.from_tuples(rows, names=["method", "training anomalies"]),
+                       columns=pd.MultiIndex.from_tuples(cols, names=[metric.upper() + " on", "calibration"]))
+    return out
+
+
+def regime_table(summary):
+    """Mean ECE and MCE over the methods for each (training regime, calibration), by :data:`REGIME_LABELS`."""
+    import pandas as pd
+
+    cols = ["ece_oe", "ece_real", "mce_oe", "mce_real"]
+    return pd.DataFrame({label: summary.xs((r, c), level=["training anomalies", "calibration"])[cols].mean()
+                         for (r, c), label in REGIME_LABELS.items()}).T
+
+
+def spread_table(res):
+    """Mean spread (members' standard deviation of ``σ(z)``) per set and its AUROC, for MC dropout and ensembles."""
+    cols = ["spread_normal", "spread_oe", "spread_real", "spread_auroc_oe", "spread_auroc_real"]
+    sel = res[res["method"].isin(["mc_dropout", "ensemble"]) & (res["calibration"] == "none")]
+    out = sel.groupby(["method", "training anomalies"])[cols].mean()
+    order = [(m, r) for m in METHODS for r in REGIMES if (m, r) in out.index]
+    return out.loc[order]
+
+
+#: colours and markers of the four (regime, calibration) combinations the figures show
+_SHOWN = {("no OE", "none"): ("#7f7f7f", "o"), ("no OE", "platt"): ("#ff7f0e", "s"),
+          ("OE", "none"): ("#2ca02c", "^"), ("OE", "platt"): ("#d62728", "D")}
+
+
+def reliability_figure(res, ev: str, *, title: str | None = None):
+    """Reliability diagrams of every method on evaluation set ``ev`` (``"oe"`` or ``"real"``), 2 × 3 panels.
+
+    Bins are pooled over the tasks; the marker area is proportional to the images in the bin.
+    The sixth panel holds the legend.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(7.5, 5.6), sharex=True, sharey=True)
+    for ax, method in zip(axes.flat, METHODS):
+        ax.plot([0, 1], [0, 1], color="k", lw=0.7, ls=":")
+        for (regime, cal), (colour, marker) in _SHOWN.items():
+            sel = res[(res["method"] == method) & (res["training anomalies"] == regime) & (res["calibration"] == cal)]
+            rel = list(sel[f"rel_{ev}"])
+            count = np.sum([r["count"] for r in rel], axis=0)
+            conf = np.sum([np.nan_to_num(r["conf"]) * np.array(r["count"]) for r in rel], axis=0)
+            freq = np.sum([np.nan_to_num(r["freq"]) * np.array(r["count"]) for r in rel], axis=0)
+            ok = count > 0
+            x, y = conf[ok] / count[ok], freq[ok] / count[ok]
+            ax.plot(x, y, "-", lw=1.0, alpha=0.7, color=colour)
+            ax.scatter(x, y, s=6 + 120 * count[ok] / count.sum(), marker=marker, color=colour, zorder=3,
+                       label=REGIME_LABELS[(regime, cal)])
+        ax.set_title(method, fontsize=10)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction anomalous")
+    for ax in axes[1]:
+        ax.set_xlabel(r"mean $\hat\eta$ in bin")
+    axes[0, 2].tick_params(labelbottom=True)
+    legend_ax = axes.flat[-1]
+    legend_ax.axis("off")
+    legend_ax.legend(*axes.flat[0].get_legend_handles_labels(), loc="center", fontsize=9, frameon=False,
+                     title="regime", title_fontsize=9, markerscale=1.5)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def ece_figure(summary):
+    """ECE of every method in the four shown regimes, on held-out OE (top) and on real anomalies (bottom)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 5.6), sharex=True, sharey=True)
+    width = 0.8 / len(_SHOWN)
+    x = np.arange(len(METHODS))
+    for ax, ev, title in zip(axes, ["oe", "real"], ["normal + held-out OE", "normal + real anomalies"]):
+        for i, ((regime, cal), (colour, _)) in enumerate(_SHOWN.items()):
+            vals = [summary.loc[(m, regime, cal), f"ece_{ev}"] for m in METHODS]
+            ax.bar(x - 0.4 + (i + 0.5) * width, vals, width, color=colour, label=REGIME_LABELS[(regime, cal)])
+        ax.set(title=f"ECE on {title}", ylabel="ECE")
+    axes[1].set_xticks(x, METHODS)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig

@@ -203,3 +203,37 @@ def test_simple_images():
     with pytest.raises(ValueError, match="unknown simple image kind"):
         D.simple_images("mnist", 3)
     assert calad.density.SIMPLE_KINDS == ("digits", "constant", "smooth")
+
+
+def test_ood_sources_shapes_and_in_distribution_draw():
+    test = torch.rand(50, 1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    src = D.ood_sources(test, 6, seed=1, generator=g)
+    assert list(src) == list(D.SOURCE_KEYS) and next(iter(src)) == D.IN_DISTRIBUTION
+    for x in src.values():
+        assert x.shape == (6, 1, 28, 28) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    # the in-distribution draw is a seeded subset of the test images
+    picked = torch.randperm(50, generator=torch.Generator().manual_seed(0))[:6]
+    assert torch.equal(src[D.IN_DISTRIBUTION], test[picked])
+    np.testing.assert_allclose(D.bits_per_dim([-784 * np.log(2)]), [1.0])
+
+
+def test_detection_table_and_verdicts():
+    rng = np.random.default_rng(0)
+    test = rng.normal(-100, 1, 200)
+    lp = {D.IN_DISTRIBUTION: test, "easy": test + 50, "hard": test - 50}          # "easy" is *more* likely
+    logp = {"model": lp, "local background": {k: v + (60 if k == "easy" else 0) for k, v in lp.items()}}
+    tab = D.detection_table(logp, test)
+    assert list(tab.index) == ["easy", "hard"]
+    assert list(tab.columns) == ["bits/dim", "above test median", "likelihood", "typicality", "ratio (local bg)"]
+    assert tab.loc["easy", "likelihood"] == 0.0 and tab.loc["hard", "likelihood"] == 1.0
+    assert tab.loc["easy", "typicality"] == 1.0 and tab.loc["easy", "above test median"] == 1.0
+    # the background finds "easy" far more likely than the model does: the ratio flags it; where the
+    # background equals the model ("hard"), the ratio is blind (AUROC 0.5), clearly worse than the likelihood
+    assert tab.loc["easy", "ratio (local bg)"] == 1.0 and tab.loc["hard", "ratio (local bg)"] == 0.5
+    v = D.statistic_verdicts(tab).set_index("key")
+    assert list(v.index) == ["a1", "typicality", "ratio_local_bg"]
+    assert v.loc["a1", "verdict"].startswith("holds: 1 of 2") and v.loc["a1", "count"] == 1
+    assert v.loc["typicality", "verdict"].startswith("holds")
+    assert v.loc["ratio_local_bg", "verdict"].startswith("mixed") and "hard" in v.loc["ratio_local_bg", "detail"]
+    assert D.statistic_key("ratio (perturbed bg)") == "ratio_perturbed_bg"

@@ -194,3 +194,70 @@ def test_evaluate_rows_match_direct_metrics():
         U.evaluate(cals[0], normal=ev_normal, anomalies=sets, test_x=test_x, test_y=test_y, calibrated=cals)
     with pytest.raises(ValueError, match="anomaly set"):
         U.evaluate(model, normal=ev_normal, anomalies={}, test_x=test_x, test_y=test_y)
+
+
+def _summary():
+    """A synthetic :func:`U.summarize` frame: OE and Platt lower the ECE on OE, raise it on real anomalies."""
+    import pandas as pd
+
+    rows = {}
+    for i, m in enumerate(U.METHODS):
+        for r in U.REGIMES:
+            for c in U.CALIBRATIONS:
+                oe = 0.3 - 0.1 * (r == "OE") - 0.1 * (c != "none")
+                rows[(m, r, c)] = {"auroc": 0.7 + 0.1 * (r == "OE") - 0.01 * i, "ece_oe": oe, "ece_real": oe + 0.2,
+                                   "mce_oe": 2 * oe, "mce_real": 2 * oe + 0.1, "eta_normal": 0.2,
+                                   "eta_oe": 0.8, "eta_real": 0.5}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.names = ["method", "training anomalies", "calibration"]
+    return out
+
+
+def test_claims_count_methods_and_margins():
+    s = _summary()
+    cl = U.claims(s)
+    assert list(cl.index) == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    assert (cl["count"] == 5).all() and (cl["verdict"] == "holds for all 5 methods").all()
+    assert cl.loc["C1", "mean_diff"] == pytest.approx(0.1) and cl.loc["C2", "mean_diff"] == pytest.approx(0.2)
+    assert cl.loc["C1", "claim"].startswith("C1 ")
+    # one method where OE does not lower the ECE on held-out OE: C1 becomes mixed
+    s.iloc[s.index.get_loc(("hsc", "OE", "none")), s.columns.get_loc("ece_oe")] = 0.5
+    cl = U.claims(s)
+    assert cl.loc["C1", "verdict"] == "mixed: 4 of 5 methods" and "hsc" not in cl.loc["C1", "holds for"]
+    assert calad.report.status_of(cl.loc["C1", "verdict"]) == "open"
+    assert calad.report.status_of("fails for all 5 methods") == "fails"
+    ece = U.metric_table(s, "ece")
+    assert ece.shape == (10, 6) and ece.loc[("hsc", "OE"), ("held-out OE", "none")] == 0.5
+    reg = U.regime_table(s)
+    assert list(reg.index) == list(U.REGIME_LABELS.values())
+    assert reg.loc["neither", "ece_oe"] == pytest.approx(0.3) and reg.loc["OE + Platt", "ece_oe"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="metric"):
+        U.metric_table(s, "brier")
+
+
+def test_run_experiments_is_resumable(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    params = dict(preset="test", seed=0, normal_classes=[0], no_oe_source="uniform_noise", n_train=16, epochs=1,
+                  milestones=[], ensemble_size=1, dropout=0.2, mc_passes=2, n_calib=16, n_eval=20, n_test=100,
+                  n_bins=5)
+    store = calad.store.ResultStore(tmp_path / "results")
+    res = U.run_experiments(params, store=store, progress=False)
+    assert len(res) == len(U.METHODS) * len(U.REGIMES) * len(U.CALIBRATIONS)
+    assert set(res["calibration"]) == set(U.CALIBRATIONS) and res["auroc"].between(0, 1).all()
+    # a second call reads the stored rows and trains nothing
+    monkeypatch.setattr(U, "run_one", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    again = U.run_experiments(params, store=store, progress=False)
+    assert again[["method", "calibration", "ece_oe"]].equals(res[["method", "calibration", "ece_oe"]])
+    s = U.summarize(res)
+    assert s.index.tolist()[:3] == [("logistic", "no OE", c) for c in U.CALIBRATIONS] and len(s) == 30
+    assert U.spread_table(res).shape == (4, 5)
+    fig = U.reliability_figure(res, "real", title="t")
+    assert calad.plots.panels_per_row(fig) == 3
+    fig2 = U.ece_figure(s)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig), plt.close(fig2)
+    with pytest.raises(ValueError, match="needs the parameters"):
+        U.run_experiments({"seed": 0}, store=store)
