@@ -87,6 +87,14 @@ def _delta_colour(d: float, scale: float) -> str:
     return f"background-color: rgba({r}, {g}, {b}, {0.08 + 0.32 * t:.2f})"
 
 
+def _signed(d: float, fmt: str) -> str:
+    """``d`` with its sign, and no sign for a difference that rounds to zero."""
+    text = fmt.format(abs(d))
+    if float(text) == 0:
+        return text
+    return ("+" if d > 0 else "−") + text
+
+
 def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", digits: int = 1,
             higher_is_better: bool | Mapping[str, bool] = True, scale: float = 10.0, caption: str | None = None) -> Styler:
     """Our values beside a source's, one cell per (row, column): ``ours / source`` and Δ = ours − source.
@@ -96,7 +104,7 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
     as the thesis marks its best results. Rows or columns missing on one side show a dash.
     """
     rows = ours.index.union(ref.index, sort=False)
-    cols = [c for c in ours.columns if c in ref.columns] + [c for c in ours.columns if c not in ref.columns]
+    cols = list(ours.columns) + [c for c in ref.columns if c not in ours.columns]
     a = ours.reindex(index=rows, columns=cols).apply(pd.to_numeric, errors="coerce")
     b = ref.reindex(index=rows, columns=cols).apply(pd.to_numeric, errors="coerce")
 
@@ -129,8 +137,7 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
         for c in cols:
             x, y = a.at[r, c], b.at[r, c]
             d = x - y if math.isfinite(x) and math.isfinite(y) else float("nan")
-            delta = f'<span class="delta">{"+" if d > 0 else ""}{fmt.format(d).replace("-", "−")}</span>' \
-                if math.isfinite(d) else ""
+            delta = f'<span class="delta">{_signed(d, fmt)}</span>' if math.isfinite(d) else ""
             cells.at[r, c] = f"{num(x, ba.at[r, c])} / {num(y, bb.at[r, c])} {delta}".strip()
     sign = pd.DataFrame("", index=rows, columns=cols)
     for r in rows:
@@ -158,7 +165,7 @@ def status_of(verdict: str) -> str:
 
 
 def verdicts(df: pd.DataFrame, *, column: str = "verdict", status: Callable[[str], str] = status_of,
-             caption: str | None = None) -> Styler:
+             caption: str | None = None, hide_index: bool = False) -> Styler:
     """A table of claims with the ``column`` cell tinted by its status (holds / fails / open / n/a)."""
     def tint(col: pd.Series) -> list[str]:
         out = []
@@ -169,6 +176,8 @@ def verdicts(df: pd.DataFrame, *, column: str = "verdict", status: Callable[[str
 
     sty = df.style.apply(tint, subset=[column]).format(lambda v: _cell(v, "{:.2f}"))
     sty = sty.set_properties(**{"text-align": "left", "white-space": "normal"})
+    if hide_index:
+        sty = sty.hide(axis="index")
     return _style(sty, df, caption)
 
 
