@@ -67,8 +67,10 @@ def table(df: pd.DataFrame, *, digits: int = 2, fmt: str | Mapping[str, str] | N
     df = df.copy()
     spec = fmt if isinstance(fmt, str) else f"{{:.{digits}f}}"
     sty = df.style.format(lambda v: _cell(v, spec))
-    if isinstance(fmt, Mapping):
-        sty = sty.format({c: (lambda v, f=f: _cell(v, f)) for c, f in fmt.items() if c in df.columns})
+    if isinstance(fmt, Mapping):   # per-column formats; the other columns keep `digits`
+        for c, f in fmt.items():
+            if c in df.columns:
+                sty = sty.format(lambda v, f=f: _cell(v, f), subset=[c])
     if best:
         cols = list(subset) if subset is not None else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         mask = _best_mask(df[cols], 1 if best == "row" else 0, higher_is_better)
@@ -96,13 +98,19 @@ def _signed(d: float, fmt: str) -> str:
 
 
 def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", digits: int = 1,
-            higher_is_better: bool | Mapping[str, bool] = True, scale: float = 10.0, caption: str | None = None) -> Styler:
+            higher_is_better: bool | Mapping[str, bool] = True, best: str = "row", scale: float = 10.0,
+            caption: str | None = None) -> Styler:
     """Our values beside a source's, one cell per (row, column): ``ours / source`` and Δ = ours − source.
 
-    The cell's tint shows Δ's sign (green above the source, red below) and its size (full at
-    ``scale``). In each row the best of our values and the best of the source's are in bold,
-    as the thesis marks its best results. Rows or columns missing on one side show a dash.
+    The cell's tint shows Δ's sign (green where ours is better than the source, red where worse)
+    and its size (full at ``scale``). In each row (``best="row"``, where rows are metrics and
+    columns methods, as in the thesis) or each column (``best="column"``, where columns are metrics)
+    the best of our values and the best of the source's are in bold. ``higher_is_better`` is one
+    direction, or one per row (per column with ``best="column"``; the last level of a row key).
+    Rows or columns missing on one side show a dash.
     """
+    if best not in ("row", "column"):
+        raise ValueError(f"best must be 'row' or 'column', not {best!r}")
     rows = ours.index.union(ref.index, sort=False)
     cols = list(ours.columns) + [c for c in ref.columns if c not in ours.columns]
     a = ours.reindex(index=rows, columns=cols).apply(pd.to_numeric, errors="coerce")
@@ -114,16 +122,19 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
             return higher_is_better.get(key, True)
         return bool(higher_is_better)
 
-    def best(frame: pd.DataFrame) -> pd.DataFrame:
+    def bold(frame: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(False, index=frame.index, columns=frame.columns)
-        for r in frame.index:
-            vals = frame.loc[r]
+        for key in (frame.index if best == "row" else frame.columns):
+            vals = frame.loc[key] if best == "row" else frame[key]
             if vals.notna().sum() > 1:
-                target = vals.max() if higher(r) else vals.min()
-                out.loc[r] = vals.eq(target)
+                mask = vals.eq(vals.max() if higher(key) else vals.min())
+                if best == "row":
+                    out.loc[key] = mask
+                else:
+                    out[key] = mask
         return out
 
-    ba, bb = best(a), best(b)
+    ba, bb = bold(a), bold(b)
     fmt = f"{{:.{digits}f}}"
 
     def num(v: float, bold: bool) -> str:
@@ -143,7 +154,7 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
     for r in rows:
         for c in cols:
             d = a.at[r, c] - b.at[r, c]
-            sign.at[r, c] = _delta_colour(d if higher(r) else -d, scale)
+            sign.at[r, c] = _delta_colour(d if higher(r if best == "row" else c) else -d, scale)
     sty = cells.style.apply(lambda _: sign, axis=None)
     caption = caption or f"ours / {ref_name} (Δ = ours − {ref_name})"
     return _style(sty, cells, caption)

@@ -57,3 +57,20 @@ def test_verdicts_tint_the_status_column():
     html = report.verdicts(df, hide_index=True).to_html()
     assert report.STATUS_COLOURS["holds"][0] in html and report.STATUS_COLOURS["fails"][0] in html
     assert "row_heading" not in html
+
+
+def test_compare_bolds_the_best_per_column_when_columns_are_metrics():
+    ours = pd.DataFrame({"auc": [0.9, 0.8], "rank": [2.0, 1.0]}, index=["EAP", "LOO"])
+    paper = pd.DataFrame({"auc": [0.82, 0.50], "rank": [3.1, 7.4]}, index=["EAP", "LOO"])
+    html = report.compare(ours, paper, best="column", higher_is_better={"auc": True, "rank": False}, digits=2).to_html()
+    cells = _cells(html)
+    assert cells == ["0.90 / 0.82 +0.08", "2.00 / 3.10 −1.10", "0.80 / 0.50 +0.30", "1.00 / 7.40 −6.40"]
+    bold = re.findall(r"<b>([\d.]+)</b>", html)
+    assert bold == ["0.90", "0.82", "3.10", "1.00"]          # best AUC high, best rank low, ours and the paper's
+    tints = re.findall(r"background-color: rgba\((\d+), (\d+), (\d+)", html)
+    assert all(t == ("46", "125", "50") for t in tints)       # every delta is better than the paper's
+
+
+def test_a_partial_format_mapping_keeps_the_digits_of_the_other_columns():
+    df = pd.DataFrame({"a": [0.123456], "b": [0.5]})
+    assert _cells(report.table(df, digits=2, fmt={"b": "{:.0%}"}).to_html()) == ["0.12", "50%"]
