@@ -144,3 +144,68 @@ def test_runs_are_seeded_stored_and_resumed(tmp_path, monkeypatch):
         X.run_grid(["wine"], [0], preset="unit", methods=["nope"])
     with pytest.raises(ValueError, match="unknown dataset"):
         X.run_config("cifar", 0)
+
+
+def test_stretch_study_reuses_the_main_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CALAD_RESULTS", str(tmp_path))
+    opts = dict(lc_steps=3, rf_trees=5, n_models=5)
+    methods = ["EAP", "P_x"]
+    main = X.run_grid(["wine"], [0], preset="unit", progress=False, methods=methods, **opts)
+    sens = X.stretch_study(main, ["wine"], [0], [1.0], preset="unit", unrealistic_scale=3.0, methods=methods, **opts)
+    assert list(sens.columns) == ["scale 3", "scale 1"] and list(sens.index) == methods
+    assert sens.loc["EAP", "scale 3"] == main.set_index("method").loc["EAP", "auc_qlt"]
+    low = X.run_grid(["wine"], [0], preset="unit", progress=False, methods=methods, priors=[], unrealistic_scale=1.0,
+                     curves=False, **opts)
+    assert sens.loc["P_x", "scale 1"] == low.set_index("method").loc["P_x", "auc_qlt"]
+
+
+def _summary():
+    from calad_lib.eap import paper
+
+    return paper.table1("tabular")
+
+
+def test_tables_position_and_keys():
+    from calad_lib.eap import tables as T
+
+    t = _summary()
+    assert T.position(t, "auc_qlt") == 1 and T.position(t, "avg_rank") == 1
+    assert T.position(t, "auc_qlt", "DataBanzhaf") == 13 and T.position(t, "aulc_p", "EAP") == 1   # lower is better
+    assert T.position(t, "rauc_qlt", "LAVA") == 3
+    assert T.key("P_y|x+NP_x") == "p_yx_plus_np_x" and T.key("fmnist:0") == "fmnist_0" and T.key("R'") == "r_prime"
+    assert T.keyed(t[["auc_qlt"]]).index[0] == "eap" and T.count(1, "seed") == "1 seed" and T.count(2, "seed") == "2 seeds"
+    assert T.lower_is_better("aulc_p") and T.lower_is_better("rauc_qlt") and not T.lower_is_better("acc_g")
+
+
+def test_tables_bold_the_best_of_each_column():
+    from calad_lib.eap import tables as T
+
+    t = _summary()
+    html = T.summary(t).to_html()
+    assert 'colspan="4">mean<' in html and "AULC_P ↓" in html and html.count("font-weight: 700") == 1
+    assert T.summary(t).to_html() == html                                        # the same table, the same HTML
+    sty = T.compare_columns(t[["auc_qlt", "aulc_p"]], t[["auc_qlt", "aulc_p"]] - 0.01)
+    cells = sty.data
+    assert cells.loc["EAP", "AUC_QLT"].startswith("<b>0.821</b> / <b>0.811</b>")   # best AUC_QLT: EAP
+    assert cells.loc["EAP", "AULC_P ↓"].startswith("<b>0.717</b> / <b>0.707</b>")  # lowest AULC_P: EAP
+    assert not cells.loc["Rarity", "AUC_QLT"].startswith("<b>")
+    assert "rgba(46, 125, 50" in sty.to_html() and "rgba(198, 40, 40" in sty.to_html()   # better / worse tints
+
+
+def test_paper_checks_and_claims():
+    from calad_lib.eap import paper
+    from calad_lib.eap import tables as T
+
+    checks = T.paper_checks()
+    assert checks.loc["Table 1, tabular", "average = mean"] == "13 of 13"
+    assert checks.loc["Table 1, image", "exceptions (printed vs mean)"] == "RandomEV: 7.38 vs 7.74"
+    tables = {kind: paper.table1(kind) for kind in ("tabular", "image")}
+    claims = T.claims(tables, {"tabular": 220, "image": 180}, prior=paper.table3())
+    assert (claims.verdict == "holds").all(), claims                            # the paper agrees with itself
+    few = T.claims(tables, {"tabular": 4, "image": 1})
+    assert few.verdict.str.endswith("at this scale").all()
+    assert few.index.get_level_values("group")[-1] == "image (1 run)"
+    worse = tables["image"].copy()
+    worse.loc["EAP", "rauc_qlt"] = 20.0
+    assert T.claims({"image": worse}, {"image": 30}).loc[("image (30 runs)", "EAP ranks first on AUC_QLT"),
+                                                         "verdict"] == "fails"

@@ -13,9 +13,10 @@ module            holds
 ``evaluation``    AUC_QLT, learning curves, AULC_G, ACC_G, AULC_P, average ranks
 ``experiment``    seeded, resumable runs of the protocol
 ``paper``         the paper's published tables, to print beside ours
+``tables``        the paper's tables as HTML beside ours, and its claims as verdicts
 ================  ===========================================================================
 """
-from . import baselines, datasets, evaluation, experiment, paper, valuation
+from . import baselines, datasets, evaluation, experiment, paper, tables, valuation
 from .baselines import DESCRIPTIONS, METHODS, get_method
 from .posterior import EAP, EAPComponents, density, expected_anomaly_posterior
 from .rarity import Rarity, estimate_k, k_posterior, reverse_neighbour_ranks
@@ -24,4 +25,4 @@ from .ssdo import SSDO, squash
 
 __all__ = ["EAP", "EAPComponents", "SSDO", "Rarity", "SquashingScaler", "density", "expected_anomaly_posterior",
            "estimate_k", "k_posterior", "reverse_neighbour_ranks", "squash", "METHODS", "DESCRIPTIONS",
-           "get_method", "baselines", "datasets", "evaluation", "experiment", "paper", "valuation"]
+           "get_method", "baselines", "datasets", "evaluation", "experiment", "paper", "tables", "valuation"]

@@ -22,7 +22,7 @@ from .datasets import FEATURES, KINDS, kind_of, make_split
 from .evaluation import LearningCurves, auc_qlt, aulc, curve_counts, ranking
 from .ssdo import SSDO
 
-__all__ = ["PROTOCOL_VERSION", "run_config", "run_one", "run_grid", "store_for", "definition_check"]
+__all__ = ["PROTOCOL_VERSION", "run_config", "run_one", "run_grid", "store_for", "definition_check", "stretch_study"]
 
 #: bump when a change of the code changes the numbers (old results are then not reused)
 PROTOCOL_VERSION = 1
@@ -139,6 +139,26 @@ def run_grid(datasets: Iterable[str], seeds: Iterable[int], *, preset: str, n_jo
     for c in configs:
         rows.extend({**r, "run_key": store.path(c).stem} for r in store.read(c))
     return pd.DataFrame.from_records(rows)
+
+
+def stretch_study(main: pd.DataFrame, datasets: Iterable[str], seeds: Iterable[int], scales: Iterable[float], *,
+                  preset: str, unrealistic_scale: float, methods: Iterable[str], n_jobs: int = 1,
+                  **options) -> pd.DataFrame:
+    """Mean AUC_QLT of ``methods`` (rows) at the protocol's stretch and at each of ``scales`` (columns).
+
+    The protocol's column comes from its ``main`` rows; every other stretch is a run of the
+    grid without learning curves or prior variants (stored, so it resumes like the main grid).
+    ``options`` as in :func:`run_config`. Columns are named ``"scale <s>"``.
+    """
+    methods = list(methods)
+    cols = {unrealistic_scale: main[main.method.isin(methods)].groupby("method").auc_qlt.mean()}
+    for s in scales:
+        f = run_grid(datasets, seeds, preset=preset, n_jobs=n_jobs, progress=False, priors=[], unrealistic_scale=s,
+                     curves=False, **{**options, "methods": methods})
+        cols[s] = f.groupby("method").auc_qlt.mean()
+    table = pd.DataFrame(cols).loc[methods]
+    table.columns = [f"scale {c:g}" for c in table.columns]
+    return table
 
 
 def definition_check(dataset: str, seed: int = 0, **split_options) -> pd.DataFrame:
