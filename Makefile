@@ -12,12 +12,13 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OMP_WAIT_POLICY ?= PASSIVE
 PYTEST_ARGS ?=
 
-.PHONY: setup python system node test test-portable book chapter lab clean help
+.PHONY: setup python system node test test-portable test-peers book chapter lab clean help
 
 help:
 	@echo "make book [PRESET=default|smoke|thesis]   execute all chapters and render the HTML book into _build/"
 	@echo "make test                                 unit tests, nbval on the committed notebooks, numeric regression"
 	@echo "make test-portable                        the notebook checks under other CPU kernels and thread counts"
+	@echo "make test-peers                           calad against betacal, netcal, anomatools and scikit-learn"
 	@echo "make chapter CH=05 [PRESET=...]           execute one chapter into _build/<preset>/notebooks/"
 	@echo "make lab                                  JupyterLab: a chapter's .md opens as a notebook paired with its .ipynb"
 
@@ -82,6 +83,11 @@ book: setup
 
 chapter: setup
 	$(BIN)/calad run $(CH) --preset $(PRESET)
+
+# Parity with the peer libraries (the extra `peers`, part of the dev set-up, so `make test` runs it too)
+test-peers: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[peers]"
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_peers.py
 
 # JupyterLab on this checkout: open notebooks/NN_*.md, edit, then `calad refresh NN` and `make test`
 lab: setup
