@@ -42,6 +42,7 @@ from torch import nn
 from .detector import AnomalyModel, Outputs
 from .device import get_device, seed_everything
 from .paths import cache_dir
+from .provenance import code_fingerprint
 from .store import config_key
 from .model_cache import fingerprint, load_model, save_model
 
@@ -222,7 +223,8 @@ class DensityConfig:
 
 
 def _identity(cfg: DensityConfig, x: torch.Tensor) -> dict:
-    return {"version": CACHE_VERSION, "config": dataclasses.asdict(cfg), "data": fingerprint(x)}
+    return {"version": CACHE_VERSION, "code": code_fingerprint("calad_lib.density"), "config": dataclasses.asdict(cfg),
+            "data": fingerprint(x)}
 
 
 def cache_path(cfg: DensityConfig, x: torch.Tensor) -> Path:

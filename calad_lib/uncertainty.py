@@ -53,6 +53,7 @@ from .device import get_device, seed_everything
 from .losses import BaseModel, input_stats, logistic_loss
 from .nets import LeNet, build_net, default_net
 from .paths import cache_dir
+from .provenance import code_fingerprint
 from .store import config_key
 from .model_cache import fingerprint, load_model, save_model
 from .train import TrainConfig
@@ -65,6 +66,9 @@ __all__ = ["METHODS", "EnergyModel", "MCDropoutModel", "Ensemble", "FitConfig", 
 METHODS = ("logistic", "hsc", "energy", "mc_dropout", "ensemble")
 #: bump when a change to these networks or :func:`fit` makes cached models stale
 CACHE_VERSION = 1
+#: the code a fitted model (and a run's rows) depend on: its fingerprint keys the cache and the store
+CODE = ("calad_lib.uncertainty", "calad_lib.nets", "calad_lib.losses", "calad_lib.calibration", "calad_lib.metrics",
+        "calad_lib.data.augment")
 
 
 def mean_prob_logit(z: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -252,7 +256,8 @@ class FitConfig:
 def _identity(cfg: FitConfig, normal, anomalies) -> dict:
     d = dataclasses.asdict(cfg)
     d["milestones"] = list(cfg.milestones)
-    return {"version": CACHE_VERSION, "config": d, "data": fingerprint(normal), "anomalies": fingerprint(anomalies)}
+    return {"version": CACHE_VERSION, "code": code_fingerprint(*CODE), "config": d, "data": fingerprint(normal),
+            "anomalies": fingerprint(anomalies)}
 
 
 def _path(ident: dict) -> Path:
@@ -504,7 +509,8 @@ def task_data(params, normal_class: int) -> dict:
 def run_config(params, normal_class: int, method: str, regime: str) -> dict:
     """What determines one run's rows (its key in the result store)."""
     p = _params(params)
-    return {"part": "C", "normal_class": int(normal_class), "method": method, "training anomalies": regime,
+    return {"part": "C", "code": code_fingerprint(*CODE), "normal_class": int(normal_class), "method": method,
+            "training anomalies": regime,
             "source": train_sources(p["no_oe_source"])[regime], "seed": p["seed"], "n_train": p["n_train"],
             "epochs": p["epochs"], "milestones": list(p["milestones"]), "n_calib": p["n_calib"],
             "n_eval": p["n_eval"], "n_test": p["n_test"], "n_bins": p["n_bins"], "no_oe_source": p["no_oe_source"],

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..paths import results_dir
+from ..provenance import code_fingerprint
 from ..store import ResultStore
 from .baselines import METHODS, get_method
 from .datasets import FEATURES, KINDS, kind_of, make_split
@@ -26,6 +27,9 @@ __all__ = ["PROTOCOL_VERSION", "run_config", "run_one", "run_grid", "store_for",
 
 #: bump when a change of the code changes the numbers (old results are then not reused)
 PROTOCOL_VERSION = 1
+#: the code a run's rows depend on: its fingerprint is part of the run's key
+CODE = tuple(f"calad_lib.eap.{m}" for m in ("experiment", "baselines", "datasets", "evaluation", "posterior",
+                                              "rarity", "scaler", "ssdo", "valuation"))
 
 
 def run_config(dataset: str, seed: int, *, methods: Iterable[str] = METHODS, priors: Iterable[float] = (),
@@ -52,6 +56,7 @@ def run_config(dataset: str, seed: int, *, methods: Iterable[str] = METHODS, pri
             "max_normals": int(max_normals), "max_anomalies": int(max_anomalies), "n_sources": int(n_sources),
             "unrealistic_scale": float(unrealistic_scale), "lc_steps": int(lc_steps), "rf_trees": int(rf_trees),
             "n_models": int(n_models), "curves": bool(curves), "version": PROTOCOL_VERSION,
+            "code": code_fingerprint(*CODE),
             # the image feature map only matters for image datasets
             **({"features": features, "feature_epochs": int(feature_epochs)} if kind_of(dataset) == "image" else {})}
 
