@@ -19,7 +19,8 @@ import pandas as pd
 
 from .paths import build_dir, repo_root, results_dir
 
-__all__ = ["BenchmarkError", "run_benchmark", "benchmark_record", "chapter_timings", "recorded_gpu_timings"]
+__all__ = ["BenchmarkError", "run_benchmark", "benchmark_record", "chapter_timings", "recorded_gpu_timings",
+           "portability"]
 
 SCRIPTS = {"train": "bench_train.py", "data": "bench_data.py", "metrics": "bench_metrics.py", "eap": "bench_eap.py"}
 
@@ -72,3 +73,43 @@ def recorded_gpu_timings() -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame()
     return pd.DataFrame(json.loads(path.read_text()))
+
+
+def portability(path: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How far the recorded numbers moved between CPU kernels and thread counts, and what is allowed.
+
+    Reads the spreads that ``make test-portable`` measured (``calad records spread --out``; the recorded
+    copy is ``results/recorded/portability.json``). Returns one row per chapter (records, the runs
+    compared, the largest spread as a share of its tolerance) and one row per tolerance rule of
+    ``params/tolerances.yaml`` (its tolerance and the largest spread among the records it governs).
+    Both are empty when nothing was measured.
+    """
+    import fnmatch
+
+    import yaml
+
+    from .paths import params_dir
+
+    path = path or results_dir() / "recorded" / "portability.json"
+    if not path.exists():
+        return pd.DataFrame(), pd.DataFrame()
+    data = json.loads(path.read_text())
+    rules = yaml.safe_load((params_dir() / "tolerances.yaml").read_text()) or []
+    per_chapter, per_rule = [], {r["pattern"]: {"rule": r["pattern"], "atol": r.get("atol", 0.0),
+                                                "rtol": r.get("rtol", 0.0), "records": 0, "largest spread": 0.0}
+                                 for r in rules}
+    for chapter, records in data["chapters"].items():
+        moved = [r["spread"] / r["allowed"] if r["allowed"] else (float("inf") if r["spread"] else 0.0)
+                 for r in records.values()]
+        per_chapter.append({"chapter": chapter, "records": len(records),
+                            "records that moved": sum(r["spread"] > 0 for r in records.values()),
+                            "largest spread / tolerance": max(moved, default=0.0)})
+        for name, r in records.items():
+            rule = next((x["pattern"] for x in rules if fnmatch.fnmatchcase(f"{chapter}/{name}", x["pattern"])), None)
+            if rule is not None:
+                per_rule[rule]["records"] += 1
+                per_rule[rule]["largest spread"] = max(per_rule[rule]["largest spread"], r["spread"])
+    runs = ", ".join(data.get("runs", []))
+    chapters = pd.DataFrame(per_chapter).set_index("chapter")
+    chapters.attrs["runs"] = runs
+    return chapters, pd.DataFrame(list(per_rule.values())).set_index("rule")
