@@ -111,7 +111,7 @@ def record(name: str, value: Any, *, rtol: float | None = None, atol: float | No
     for key, number in _flatten(name, value):
         r0, a0 = tolerance(chapter, key)
         out.append(Record(key, number, r0 if rtol is None else float(rtol), a0 if atol is None else float(atol)))
-    payload = {"chapter": chapter, "records": [r.__dict__ for r in out]}
+    payload = {"chapter": chapter, "records": [_as_json(r) for r in out]}
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -125,11 +125,23 @@ def record(name: str, value: Any, *, rtol: float | None = None, atol: float | No
     return out
 
 
+def _as_json(r: Record) -> dict:
+    """A record as strict JSON: NaN and infinities (which JSON lacks) become strings."""
+    d = dict(r.__dict__)
+    if not math.isfinite(d["value"]):
+        d["value"] = str(d["value"])
+    return d
+
+
+def _from_json(d: dict) -> Record:
+    return Record(d["name"], float(d["value"]), float(d.get("rtol", 0.0)), float(d.get("atol", 0.0)))
+
+
 def _append(path: Path, records: list[Record]) -> None:
     from .store import atomic_write_text
 
     data = json.loads(path.read_text()) if path.exists() else {}
-    data.update({r.name: r.__dict__ for r in records})
+    data.update({r.name: _as_json(r) for r in records})
     atomic_write_text(path, json.dumps(data, indent=1))
 
 
@@ -141,14 +153,14 @@ def from_notebook(path: os.PathLike | str) -> dict[str, Record]:
         for out in cell.get("outputs", []):
             payload = out.get("data", {}).get(MIME)
             for r in (payload or {}).get("records", []):
-                found[r["name"]] = Record(**r)
+                found[r["name"]] = _from_json(r)
     return found
 
 
 def from_folder(path: os.PathLike | str) -> dict[str, Record]:
     """The records that ``$CALAD_RECORDS`` collected for one chapter (``<folder>/<chapter>.json``)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {name: Record(**r) for name, r in data.items()}
+    return {name: _from_json(r) for name, r in data.items()}
 
 
 def compare(committed: Mapping[str, Record], fresh: Mapping[str, Record]) -> list[dict]:

@@ -8,6 +8,7 @@ content, so the same table renders to the same HTML on every run.
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 from typing import Callable, Iterable, Mapping
 
@@ -22,14 +23,20 @@ STATUS_COLOURS = {"holds": ("#dff0d8", "#1e5b1e"), "fails": ("#f8dcdc", "#8a1f1f
                   "open": ("#fcf1d6", "#6d5310"), "n/a": ("#eeeeee", "#555555")}
 
 
+_made = 0   # tables made in this process: a notebook makes them in the same order on every machine
+
+
 def _uuid(*parts) -> str:
     h = hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:8]
     return f"c{h}"
 
 
 def _style(sty: Styler, df: pd.DataFrame, caption: str | None) -> Styler:
-    sty = sty.set_uuid(_uuid(caption, list(map(str, df.columns)), list(map(str, df.index)), df.shape,
-                             pd.util.hash_pandas_object(df.astype(str), index=True).sum()))
+    """Stable ids (from the table's shape, labels and place in the run, never its values, so a table
+    that shows the same digits renders to the same HTML on every CPU), the book's class, a caption."""
+    global _made
+    _made += 1
+    sty = sty.set_uuid(_uuid(caption, list(map(str, df.columns)), list(map(str, df.index)), df.shape, _made))
     sty = sty.set_table_attributes('class="dataframe calad-table"')
     if caption:
         sty = sty.set_caption(caption)
@@ -66,11 +73,13 @@ def table(df: pd.DataFrame, *, digits: int = 2, fmt: str | Mapping[str, str] | N
     """
     df = df.copy()
     spec = fmt if isinstance(fmt, str) else f"{{:.{digits}f}}"
-    sty = df.style.format(lambda v: _cell(v, spec))
+    sty = df.style.format(lambda v: html.escape(_cell(v, spec)))
+    sty = sty.format_index(lambda v: html.escape(_cell(v, spec) if isinstance(v, (float, np.floating)) else str(v)),
+                           axis=0)
     if isinstance(fmt, Mapping):   # per-column formats; the other columns keep `digits`
         for c, f in fmt.items():
             if c in df.columns:
-                sty = sty.format(lambda v, f=f: _cell(v, f), subset=[c])
+                sty = sty.format(lambda v, f=f: html.escape(_cell(v, f)), subset=[c])
     if best:
         cols = list(subset) if subset is not None else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         mask = _best_mask(df[cols], 1 if best == "row" else 0, higher_is_better)
@@ -185,7 +194,7 @@ def verdicts(df: pd.DataFrame, *, column: str = "verdict", status: Callable[[str
             out.append(f"background-color: {bg}; color: {fg}; font-weight: 600")
         return out
 
-    sty = df.style.apply(tint, subset=[column]).format(lambda v: _cell(v, "{:.2f}"))
+    sty = df.style.apply(tint, subset=[column]).format(lambda v: html.escape(_cell(v, "{:.2f}")))
     sty = sty.set_properties(**{"text-align": "left", "white-space": "normal"})
     if hide_index:
         sty = sty.hide(axis="index")

@@ -86,3 +86,17 @@ def test_spreads_measure_the_largest_difference_between_runs():
     s = records.spreads(runs)
     assert s["x"]["spread"] == pytest.approx(0.005) and s["y"]["spread"] == 0.0
     assert set(s["x"]["values"]) == {"native", "default", "threads1"}
+
+
+def test_a_nan_record_is_strict_json_and_reads_back_as_nan(tmp_path, monkeypatch):
+    import math
+
+    monkeypatch.setenv("CALAD_RECORDS", str(tmp_path))
+    records.set_chapter("99_test")
+    try:
+        records.record("undefined/kappa", float("nan"))
+    finally:
+        records.set_chapter(None)
+    text = (tmp_path / "99_test.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert math.isnan(records.from_folder(tmp_path / "99_test.json")["undefined/kappa"].value)

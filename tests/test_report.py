@@ -29,7 +29,9 @@ def test_table_formats_numbers_marks_the_best_and_renders_the_same_twice():
     html = sty.to_html()
     assert _cells(html) == ["0.72", "0.81", "1\u2009200", "0.10", "—", "3"]
     assert _styled(html, "font-weight: 700") == {("0", "1"), ("1", "0")}     # best of each row among svdd/hsc
-    assert report.table(df, digits=2, best="row", subset=["svdd", "hsc"], caption="t").to_html() == html
+    report._made -= 1          # the same table at the same place of a run, on a CPU whose hidden digits differ
+    again = report.table(df.assign(svdd=df.svdd + 1e-7), digits=2, best="row", subset=["svdd", "hsc"], caption="t").to_html()
+    assert again == html
     low = report.table(df[["svdd"]].T, best="row", higher_is_better=False).to_html()
     assert _styled(low, "font-weight: 700") == {("0", "1")}
 
