@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 from scipy import integrate, optimize
 from scipy.special import expit, logit
 
 __all__ = ["BinaryLoss", "LOSSES", "conditional_risk", "risk_minimiser", "stationarity_residual",
            "calibration_term", "second_derivative", "check_sum_of_losses", "joint_vs_marginals",
-           "derivative", "Verdict", "ToyForecaster", "population_calibration_error"]
+           "derivative", "Verdict", "ToyForecaster", "population_calibration_error", "check_propriety",
+           "propriety_table", "verdict_table", "corrections_table", "toy_calibration_table", "bound"]
 
 Array = np.ndarray
 
@@ -203,6 +205,12 @@ def joint_vs_marginals(p11: float, p10: float, p01: float, loss: BinaryLoss | No
             "tv_joint_vs_product": float(0.5 * np.abs(joint - product).sum())}
 
 
+def bound(x: float, tol: float) -> str:
+    """``x`` for a sentence that reads the same on every machine: ``below tol`` when it is below ``tol``
+    (round-off decides its digits there), else ``= x`` to two decimals."""
+    return f"below {tol:.0e}".replace("e-0", "e-") if abs(x) < tol else f"= {x:.2f}"
+
+
 @dataclass
 class Verdict:
     """The outcome of checking one statement of the thesis against numbers."""
@@ -225,6 +233,11 @@ class Verdict:
         if self.proof_note:
             text += " (statement holds; a step of its proof does not)"
         return text
+
+    @property
+    def note(self) -> str:
+        """The correction the numbers force, or the proof step that fails (empty if neither)."""
+        return self.correction or self.proof_note
 
     def line(self) -> str:
         text = f"{self.statement} — thesis: {self.claim} — {self.word} by the numbers: {self.evidence}"
@@ -323,9 +336,9 @@ def verdict_loss(name: str, etas: Array, statement: str) -> Verdict:
     claims_strict = "strictly proper" in claim
     claims_improper = "not proper" in claim or "improper" in claim
     holds = ev["strictly_proper"] if claims_strict else (not ev["proper"] if claims_improper else ev["proper"])
-    evidence = (f"max |argmin L(η,·) − η| = {ev['minimiser_error']:.1e}, max |(2.10) residual| = "
-                f"{ev['stationarity']:.1e}, min L_c = {round(ev['min_calibration_term'], 4) + 0.0:.4f}, "
-                f"min ∂²L/∂η̂² at η̂=η = {ev['min_curvature']:.2f}.")
+    evidence = (f"max |argmin L(η, ·) − η| {bound(ev['minimiser_error'], 1e-6)}; max |(2.10) residual| "
+                f"{bound(ev['stationarity'], 1e-6)}; min L_c = {round(ev['min_calibration_term'], 4) + 0.0:.4f}; "
+                f"min ∂²L/∂η̂² at η̂ = η: {round(ev['min_curvature'], 2) + 0.0:.2f}.")
     correction = ""
     if name == "hsc" and not holds:
         correction = ("the HSC loss (4.1) is strictly proper composite: it is the log loss composed with the "
@@ -351,7 +364,7 @@ def verdict_stationarity_2_12(etas: Array) -> Verdict:
     holds = printed < 1e-6
     return Verdict("Definition 8, eq. (2.12)", "(1 − η) λ₀′(η) = −η λ₁′(η) holds for proper composite losses",
                    holds, f"on the logistic loss (strictly proper by Prop. 4) the printed form leaves a residual of "
-                   f"{printed:.3f}; with λ′ evaluated at ψ(η) the residual is {corrected:.1e}.",
+                   f"{printed:.2f}; with λ′ evaluated at ψ(η), max |residual| {bound(corrected, 1e-6)}.",
                    "" if holds else "(1 − η) λ₀′(ψ(η)) = −η λ₁′(ψ(η)), the form the proof of Proposition 4 actually uses.",
                    details={"as_printed": printed, "corrected": corrected})
 
@@ -367,8 +380,8 @@ def verdict_sum_propositions(n_pixels: int = 16, seed: int = 0) -> tuple[Verdict
     p1 = Verdict("Proposition 1", "the average of pixel-wise strictly proper losses is strictly proper",
                  worst < 1e-5 and spread < 1e-5,
                  f"for {n_pixels} independent pixels and four strictly proper losses, every one of 8 random starts "
-                 f"reaches η̂ = η (max error {worst:.1e}, spread between starts {spread:.1e}).",
-                 details={k: v["max_error"] for k, v in errs.items()})
+                 f"reaches η̂ = η (max error {bound(worst, 1e-5)}, spread between starts {bound(spread, 1e-5)}).",
+                 details={**{k: v["max_error"] for k, v in errs.items()}, "spread": spread})
     # Proposition 2: sum of two losses; its proof writes L ≤ L₁* + L₂*, which must be ≥.
     eta2 = np.array([0.3, 0.8])
     two = check_sum_of_losses(LOSSES["log"], eta2, average=False, seed=seed)
@@ -378,18 +391,65 @@ def verdict_sum_propositions(n_pixels: int = 16, seed: int = 0) -> tuple[Verdict
     below = int(np.sum(total < bayes - 1e-12))
     p2 = Verdict("Proposition 2", "the sum of two element-wise (strictly) proper losses is (strictly) proper",
                  two["max_error"] < 1e-5 and below == 0,
-                 f"the minimiser of the summed log loss is η (error {two['max_error']:.1e}); over 20000 random η̂, "
+                 f"the minimiser of the summed log loss is η (error {bound(two['max_error'], 1e-5)}); over 20000 random η̂, "
                  f"L(γ, η̂) fell below L₁* + L₂* {below} times — the bound is L ≥ L₁* + L₂*.",
-                 details={"count_below_bayes": below},
+                 details={"count_below_bayes": below, "max_error": two["max_error"]},
                  proof_note="the step 'L(γ, γ̂) ≤ L₁*(γ₁) + L₂*(γ₂)' must read '≥' (it is a lower bound).")
     return p1, p2
 
 
-def verdict_propositions(etas: Array, seed: int = 0) -> list[Verdict]:
-    """Verdicts on Propositions 1–5 and on equation (2.12), in the thesis' order."""
-    p1, p2 = verdict_sum_propositions(seed=seed)
+def verdict_propositions(etas: Array, seed: int = 0, n_pixels: int = 16) -> list[Verdict]:
+    """Verdicts on Propositions 1–5 and on equation (2.12), in the thesis' order (Propositions 1 and 2
+    on ``n_pixels`` independent pixels)."""
+    p1, p2 = verdict_sum_propositions(n_pixels=n_pixels, seed=seed)
     return [p1, p2,
             verdict_loss("log", etas, "Proposition 3"),
             verdict_loss("logistic", etas, "Proposition 4"),
             verdict_loss("hsc", etas, "Proposition 5"),
             verdict_stationarity_2_12(etas)]
+
+
+# --- tables for the chapter ------------------------------------------------------------------
+
+def propriety_table(etas: Array, names=None) -> pd.DataFrame:
+    """One row per loss: the evidence of :func:`check_propriety`, rounded so that it reads the same on
+    every machine (round-off noise below the last digit; no negative zeros), and the verdict."""
+    rows = {}
+    for name in names or LOSSES:
+        ev = check_propriety(LOSSES[name], etas)
+        rows[name] = {"min L_c": round(ev["min_calibration_term"], 4) + 0.0,
+                      "min L_c, |η̂ − η| ≥ 0.05": round(ev["min_gap_off_diagonal"], 4) + 0.0,
+                      "min ∂²L/∂η̂² at η̂ = η": round(ev["min_curvature"], 2) + 0.0,
+                      "verdict": "strictly proper" if ev["strictly_proper"] else "proper" if ev["proper"] else "not proper"}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("loss")
+
+
+def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """The claims, what the thesis says, the verdict (``confirmed`` / ``contradicted``) and its evidence."""
+    return pd.DataFrame([{"statement": v.statement, "thesis says": v.claim, "verdict": v.word.lower(),
+                          "evidence": v.evidence} for v in verdicts]).set_index("statement")
+
+
+def corrections_table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """The statements whose text or proof the numbers correct, with the correction."""
+    return pd.DataFrame([{"statement": v.statement, "verdict": v.word.lower(), "correction": v.note}
+                         for v in verdicts if v.note]).set_index("statement")
+
+
+def toy_calibration_table(temperatures, sample_sizes, n_bins: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Population ECE/MCE of :class:`ToyForecaster` (exact) beside the binned sample estimates of
+    ``calad.metrics`` on seeded samples of each size; one row per (temperature, sample size)."""
+    from . import metrics
+
+    rows = []
+    for t in temperatures:
+        toy = ToyForecaster(t)
+        pop = population_calibration_error(toy, n_bins)
+        for n in sample_sizes:
+            y, p, _ = toy.sample(n, seed=seed)
+            rows.append({"t": float(t), "n": int(n), "population ECE": pop["ece"],
+                         "sample ECE": metrics.ece(y, p, n_bins=n_bins),
+                         "population MCE": pop["mce"], "sample MCE": metrics.mce(y, p, n_bins=n_bins)})
+    out = pd.DataFrame(rows)
+    out["|ECE error|"] = (out["sample ECE"] - out["population ECE"]).abs()
+    return out

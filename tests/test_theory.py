@@ -110,3 +110,38 @@ def test_population_calibration_error_against_monte_carlo():
     ece = sum(np.mean(idx == k) * abs(eta[idx == k].mean() - p[idx == k].mean()) for k in range(10))
     assert pop["ece"] == pytest.approx(ece, abs=2e-3)
     assert T.population_calibration_error(T.ToyForecaster(1.0))["ece"] < 1e-12
+
+
+def test_bound_reads_the_same_whatever_the_round_off():
+    assert T.bound(3.2e-9, 1e-6) == T.bound(7.7e-8, 1e-6) == "below 1e-6"
+    assert T.bound(0.492, 1e-6) == "= 0.49"
+
+
+def test_verdict_evidence_has_no_round_off_digits():
+    """The verdict table is a checked output: its evidence may not quote numbers at round-off level."""
+    import re
+
+    table = T.verdict_table(T.verdict_propositions(ETAS))
+    assert list(table.columns) == ["thesis says", "verdict", "evidence"]
+    assert set(table["verdict"]) == {"confirmed", "contradicted"}
+    quoted = [re.sub(r"below \de-\d", "", ev) for ev in table["evidence"]]   # bounds are fine
+    assert not any(re.search(r"\de[-−+]?\d", ev) for ev in quoted), quoted
+    fixes = T.corrections_table(T.verdict_propositions(ETAS))
+    assert list(fixes.index) == ["Proposition 2", "Proposition 5", "Definition 8, eq. (2.12)"]
+    assert fixes["correction"].str.len().min() > 20
+
+
+def test_propriety_table_rounds_away_negative_zeros():
+    table = T.propriety_table(ETAS)
+    assert table.loc[["log", "logistic", "hsc", "brier"], "verdict"].eq("strictly proper").all()
+    assert table.loc["absolute", "verdict"] == "not proper"
+    numbers = table.drop(columns="verdict").to_numpy(dtype=float)
+    assert not np.signbit(numbers[numbers == 0]).any()
+
+
+def test_toy_calibration_table_is_seeded_and_exact_where_closed_form():
+    a = T.toy_calibration_table([1.0, 2.0], [500, 5000], n_bins=10, seed=3)
+    b = T.toy_calibration_table([1.0, 2.0], [500, 5000], n_bins=10, seed=3)
+    assert a.equals(b) and len(a) == 4
+    assert (a.loc[a.t == 1.0, "population ECE"] < 1e-12).all()
+    np.testing.assert_allclose(a["|ECE error|"], (a["sample ECE"] - a["population ECE"]).abs())
