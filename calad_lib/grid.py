@@ -24,6 +24,7 @@ raylet daemons) and no gain for a few hundred coarse, independent tasks.
 """
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,9 @@ from .store import ResultStore, config_key
 
 __all__ = ["CHAPTER", "plan", "all_classes", "validate_data", "store_for", "run_grid", "GridRun", "results",
            "class_labels", "summary_table", "class_table", "thesis_table", "thesis_summary", "thesis_class_table",
-           "thesis_frame", "side_by_side", "loss_order", "METRICS", "THESIS_DATASETS"]
+           "thesis_frame", "side_by_side", "loss_order", "METRICS", "THESIS_DATASETS", "HIGHER_IS_BETTER",
+           "DATASET_NAMES", "describe_plan", "preset_table", "thesis_table_name", "table_4_1", "same_classes",
+           "appendix_b", "auroc_gap", "headline", "compare_by_method"]
 
 CHAPTER = "05_detection"
 TABLES = Path(__file__).resolve().parent / "thesis_tables"
@@ -53,6 +56,12 @@ _THESIS_LABELS = {
 }
 #: datasets with transcribed thesis numbers (Tables 4.1, 4.2, B.1–B.16)
 THESIS_DATASETS = ("fashion_mnist", "cifar10", "mvtec", "mpdd")
+#: whether a higher value is better, per row label of Table 4.1 (the calibration errors: lower)
+HIGHER_IS_BETTER = {"AUROC": True, "AUROC (perturbed)": True, "MCE": False, "ECE": False,
+                    "unperturbed": True, "perturbed": True}
+#: how the tables' captions name the datasets
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                 "mvtec": "MVTec AD", "mpdd": "MPDD", "textures": "defect textures"}
 _PER_CLASS_FOLDERS = {"mvtec": "mvtec_ad", "mpdd": "mpdd", "textures": "textures"}
 
 
@@ -365,3 +374,169 @@ def thesis_frame(dataset: str) -> pd.DataFrame:
     w = t.pivot_table(index=["dataset", "loss", "class_label", "method"], columns="metric", values="value") / 100
     w = w.reset_index().assign(seed=-1, delta=lambda x: x["auroc_perturbed"] - x["auroc"])
     return w
+
+
+# --- what the chapter shows: the plan, the preset, and our tables beside the thesis' ---------------------
+def describe_plan(configs: Iterable[ExperimentConfig]) -> list[str]:
+    """Short lines saying what the grid holds: per dataset its classes, losses and seeds, and the total."""
+    configs = list(configs)
+    lines = []
+    for ds in dict.fromkeys(c.dataset for c in configs):
+        cs = [c for c in configs if c.dataset == ds]
+        classes = list(dict.fromkeys(c.normal_class for c in cs))
+        losses = loss_order({c.loss for c in cs})
+        seeds = sorted({c.seed for c in cs})
+        lines += [f"{ds}: {len(cs)} experiments = {len(classes)} classes x {len(losses)} losses x "
+                  f"{len(seeds)} seed(s)",
+                  *textwrap.wrap(f"classes {', '.join(map(str, classes))}", 88, initial_indent="  ",
+                                 subsequent_indent="    "),
+                  f"  losses {', '.join(losses)}; seeds {', '.join(map(str, seeds))}"]
+    from .experiment import METHODS
+
+    lines.append(f"{len(configs)} experiments in all, {len(METHODS)} models each "
+                 f"({len(THESIS_METHODS)} thesis columns, base, naive β OE and Spectral)")
+    return lines
+
+
+#: the parameters :func:`preset_table` compares
+PRESET_KEYS = ("classes", "seeds", "epochs", "milestones", "lr", "n_train", "n_calib", "n_test_normal",
+               "n_test_anomalous", "n_heldout", "n_oe", "oe_source", "head_epochs", "head_lr")
+
+
+def _full_sizes(dataset: str) -> dict:
+    """The sizes that ``None`` stands for in a preset: all classes, the whole splits of class 0."""
+    from . import data
+
+    if dataset not in ONE_VS_ALL_KINDS:
+        return {"classes": len(all_classes(dataset))}
+    s = data.one_vs_all(dataset, normal_class=0, seed=0)
+    return {"classes": len(s.classes), "n_train": len(s.train), "n_test_normal": int((s.test_y == 0).sum()),
+            "n_test_anomalous": int((s.test_y == 1).sum())}
+
+
+def preset_table(params: Mapping, other: Mapping, names: tuple[str, str] = ("this run", "thesis"),
+                 keys: Iterable[str] = PRESET_KEYS) -> pd.DataFrame:
+    """Two presets' values of ``keys`` side by side, as text; ``None`` (the whole split) reads
+    ``all (n)`` with the size it stands for in ``params['dataset']`` (class 0's split for the caps)."""
+    full = {}
+
+    def text(key: str, v) -> str:
+        if v is None:
+            if not full:
+                full.update(_full_sizes(params["dataset"]))
+            n = full.get(key)
+            return "all" if n is None else f"all ({n:,d})".replace(",", "\u2009")
+        if isinstance(v, (list, tuple)):
+            return ", ".join(map(str, v)) if v else "none"
+        if isinstance(v, float):
+            return f"{v:g}"
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return f"{v:,d}".replace(",", "\u2009")
+        return str(v)
+
+    keys = list(keys)
+    return pd.DataFrame({names[0]: [text(k, params[k]) for k in keys], names[1]: [text(k, other[k]) for k in keys]},
+                        index=pd.Index(keys, name="parameter"))
+
+
+def thesis_table_name(dataset: str) -> str:
+    """The thesis table that summarises ``dataset``: 4.1 (Fashion-MNIST, CIFAR-10) or 4.2 (MVTec AD, MPDD)."""
+    return "4.1" if dataset in ("fashion_mnist", "cifar10") else "4.2"
+
+
+def table_4_1(df: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Our Table 4.1 (or 4.2) for ``dataset`` (%, :func:`summary_table`) and the thesis' on the same rows
+    (``None`` for a dataset the thesis does not report)."""
+    ours = summary_table(df, dataset)
+    if dataset not in THESIS_DATASETS:
+        return ours, None
+    thesis = thesis_summary(dataset, ours.index.get_level_values("loss").unique())
+    return ours, thesis.reindex(index=ours.index, columns=ours.columns)
+
+
+def same_classes(df: pd.DataFrame, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The AUROC averages over the classes of this run, ours and the thesis' (Appendix B, same classes).
+
+    Rows (loss, inputs) with inputs ``unperturbed`` / ``perturbed``, columns the seven thesis methods, in %.
+    """
+    d = df[df["dataset"] == dataset]
+    labels = sorted(d["class_label"].unique())
+    ours, theirs = {}, {}
+    for loss in loss_order(d["loss"].unique()):
+        ours[loss] = class_table(df, dataset, loss).loc["average"]
+        theirs[loss] = thesis_class_table(dataset, loss, classes=labels).loc["average"]
+    ours, theirs = pd.concat(ours, names=["loss", "inputs"]), pd.concat(theirs, names=["loss", "inputs"])
+    return ours, theirs.reindex(index=ours.index, columns=ours.columns)
+
+
+def appendix_b(df: pd.DataFrame, dataset: str, loss: str, average: bool = True
+               ) -> tuple[pd.DataFrame, pd.DataFrame | None, str | None]:
+    """Appendix B's layout for one loss: ours (:func:`class_table`), the thesis' for the same classes and
+    the number of the thesis table (``B.1`` …); the last two ``None`` where the thesis has no numbers.
+    ``average=False`` leaves out the rows of the class average (:func:`same_classes` holds them)."""
+    ours = class_table(df, dataset, loss)
+    if not average:
+        ours = ours.drop("average", level="class")
+    if dataset not in THESIS_DATASETS:
+        return ours, None, None
+    labels = sorted(df[(df["dataset"] == dataset)]["class_label"].unique())
+    theirs = thesis_class_table(dataset, loss, classes=labels).reindex(index=ours.index, columns=ours.columns)
+    src = thesis_table(dataset=dataset, loss=loss)["source_table"]
+    return ours, theirs, src[src.str.startswith("B")].iloc[0]
+
+
+def auroc_gap(ours: pd.DataFrame, thesis: pd.DataFrame) -> pd.Series:
+    """Per loss, the mean over methods of |ours − thesis| of the unperturbed AUROC (points, as the tables)."""
+    diff = (ours - thesis).xs("AUROC", level="metric")
+    return diff.abs().mean(axis=1).rename("mean |ours − thesis|")
+
+
+def headline(df: pd.DataFrame, dataset: str, methods=THESIS_METHODS) -> pd.Series:
+    """The numbers a regression test watches: per (loss, method, metric) the mean over classes and seeds
+    of ``auroc``, ``auroc_perturbed``, ``ece``, ``mce`` and ``kappa`` (fractions, not %)."""
+    cols = ["auroc", "auroc_perturbed", "ece", "mce", "kappa"]
+    d = df[(df["dataset"] == dataset) & df["method"].isin(methods)]
+    m = d.groupby(["loss", "method"])[cols].mean()
+    m = m.reindex(pd.MultiIndex.from_product([loss_order(d["loss"]), [x for x in methods if x in set(d["method"])]]))
+    return m.stack().rename_axis(["loss", "method", "metric"])
+
+
+def compare_by_method(ours: pd.DataFrame, thesis: pd.DataFrame, *, to_columns: str, caption: str,
+                      digits: int = 1, scale: float = 10.0):
+    """:func:`calad_lib.report.compare` of two tables with one column per method, laid out with the methods
+    as rows and the index level ``to_columns`` as columns, so that seven methods fit the book's column.
+
+    The comparison (cells ``ours / thesis`` with Δ, tint, and the best *method* of each row of the
+    thesis' layout in bold, as the thesis marks it) is computed in the thesis' layout and then
+    reshaped: Table 4.1's (loss, metric) × method becomes (loss, method) × metric, Appendix B's
+    (class, inputs) × method becomes (class, method) × inputs. MCE and ECE rows count lower as better
+    (:data:`HIGHER_IS_BETTER`).
+    """
+    from .report import compare
+
+    sty = compare(ours, thesis, digits=digits, higher_is_better=HIGHER_IS_BETTER, scale=scale, caption=caption)
+    sty._compute()
+    cells = sty.data
+    css = pd.DataFrame("", index=cells.index, columns=cells.columns)
+    for (i, j), props in sty.ctx.items():
+        css.iat[i, j] = "; ".join(f"{k}: {v}" for k, v in props)
+    if cells.index.nlevels == 1:
+        cells.index.name = css.index.name = to_columns
+    keep = [n for n in cells.index.names if n != to_columns]
+    order_cols = list(dict.fromkeys(cells.index.get_level_values(to_columns)))
+
+    def reshape(frame: pd.DataFrame) -> pd.DataFrame:
+        wide = frame.rename_axis(columns="method").stack().unstack(to_columns)
+        if not keep:   # one level: the methods become the rows
+            return wide.reindex(index=pd.Index(frame.columns, name="method"), columns=order_cols)
+        groups = dict.fromkeys(frame.index.droplevel(to_columns))
+        rows = [(*(k if isinstance(k, tuple) else (k,)), m) for k in groups for m in frame.columns]
+        return wide.reindex(index=pd.MultiIndex.from_tuples(rows, names=[*keep, "method"]), columns=order_cols)
+
+    cells2, css2 = reshape(cells), reshape(css).fillna("")
+    cells2.columns.name = None
+    out = cells2.style.apply(lambda _: css2.set_axis(cells2.columns, axis=1), axis=None)
+    import hashlib
+
+    uid = hashlib.sha1("|".join(map(str, [caption, cells2.to_numpy().tolist()])).encode()).hexdigest()[:8]
+    return out.set_uuid(f"c{uid}").set_table_attributes('class="dataframe calad-table"').set_caption(caption)

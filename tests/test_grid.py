@@ -128,6 +128,49 @@ def test_summary_and_class_tables_have_the_thesis_layout():
     assert row.loc["ours − thesis", "CalHead OE"] == pytest.approx(row.loc["ours", "CalHead OE"] - 74.73)
 
 
+def test_reader_tables_keep_the_thesis_numbers_and_fit_the_column():
+    df = _fake_results()
+    ours, thesis = G.table_4_1(df, "fashion_mnist")
+    assert ours.shape == thesis.shape == (16, 7)
+    assert thesis.loc[("svdd", "AUROC"), "CalHead OE"] == pytest.approx(74.73)
+    sty = G.compare_by_method(ours.loc["svdd"], thesis.loc["svdd"], to_columns="metric", caption="svdd")
+    cells = sty.data
+    assert list(cells.index) == list(ours.columns) and list(cells.columns) == [m for m, _ in G.METRICS]
+    # the best method of each thesis row is bold on each side: the thesis' best SVDD AUROC is CalHead OE
+    assert "<b>74.7</b>" in cells.loc["CalHead OE", "AUROC"]
+    assert sum("/ <b>" in c for c in cells["AUROC"]) == 1
+    # the lower calibration error is the better: our smallest ECE is bold
+    best_ece = ours.loc[("svdd", "ECE")].idxmin()
+    assert cells.loc[best_ece, "ECE"].startswith("<b>")
+    html = sty.to_html()
+    assert "calad-table" in html and "background-color" in html and sty.to_html() == html
+    same_o, same_t = G.same_classes(df, "fashion_mnist")
+    assert list(same_o.index.names) == ["loss", "inputs"] and same_o.shape == same_t.shape == (8, 7)
+    wide = G.compare_by_method(same_o, same_t, to_columns="inputs", caption="same").data
+    assert wide.shape == (28, 2) and wide.index[0] == ("svdd", "Fully Trained")
+    b_o, b_t, src = G.appendix_b(df, "fashion_mnist", "ssim", average=False)
+    assert src == "B.2" and "average" not in b_o.index.get_level_values(0) and b_o.shape == b_t.shape == (6, 7)
+
+
+def test_plan_and_preset_descriptions():
+    P = _params(classes=[0, 1], losses=["svdd", "hsc"], seeds=[0, 1])
+    lines = G.describe_plan(G.plan(P))
+    assert lines[0] == "fashion_mnist: 8 experiments = 2 classes x 2 losses x 2 seed(s)"
+    assert lines[-1].startswith("8 experiments in all, 10 models each") and max(map(len, lines)) <= 90
+    table = G.preset_table({**P, "classes": None, "n_train": None}, P, names=("a", "b"))
+    assert table.loc["classes", "a"] == "all (10)" and table.loc["n_train", "a"] == "all (4\u2009500)"
+    assert table.loc["classes", "b"] == "0, 1" and not table.isna().any().any()
+
+
+def test_headline_numbers_are_fractions_per_loss_and_method():
+    df = _fake_results()
+    h = G.headline(df, "fashion_mnist")
+    assert len(h) == 4 * 7 * 5 and h.index.names == ["loss", "method", "metric"]
+    sel = df[(df.loss == "ssim") & (df.method == "beta_oe")]
+    assert h[("ssim", "beta_oe", "auroc")] == pytest.approx(sel.auroc.mean())
+    assert ((h.xs("auroc", level="metric") > 0) & (h.xs("auroc", level="metric") < 1)).all()
+
+
 def test_claims_verdicts_follow_the_numbers():
     df = _fake_results()
     c = claims(df, "fashion_mnist")
