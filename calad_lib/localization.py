@@ -50,7 +50,7 @@ from .store import ResultStore
 
 __all__ = ["METHODS", "PAPER_METHODS", "LOSSES", "LOSS_LABELS", "LocalizationConfig", "Prepared", "prepare",
            "evaluate_prepared", "run", "run_grid", "store_for", "check_configs", "configs_from_params",
-           "heatmap_data", "load_heatmaps", "heatmap_figure", "HEATMAP_METHODS", "METHOD_LABELS", "RESULTS_VERSION"]
+           "heatmap_data", "load_heatmaps", "heatmaps_for", "heatmap_figure", "HEATMAP_METHODS", "METHOD_LABELS", "RESULTS_VERSION"]
 
 #: bump when a change of the code changes the numbers (old results are then not reused)
 RESULTS_VERSION = 1
@@ -476,28 +476,51 @@ METHOD_LABELS = {"fully_trained": "Fully Trained", "base": "Base (3/4 split)", "
                  "head_spectral": "1×1 head Spectral"}
 
 
-def heatmap_figure(panels: Sequence[tuple[str, dict]], methods: Sequence[str] = HEATMAP_METHODS):
-    """A grid: one row per test image of each ``(title, heatmap data)`` panel; columns image, ground truth
-    and the scaled maps of ``methods`` (see :func:`heatmap_data`). Returns the matplotlib figure."""
+def heatmaps_for(configs: Sequence[LocalizationConfig], store: ResultStore, loss: str) -> tuple[str, dict | None]:
+    """``(title, heatmap data)`` of the first run of ``loss`` in ``configs`` (its first seed) that saved maps."""
+    for cfg in configs:
+        if cfg.loss == loss and cfg.seed == configs[0].seed:
+            hm = load_heatmaps(cfg, store)
+            if hm is not None:
+                return f"{LOSS_LABELS.get(loss, loss)}, {cfg.class_name}", hm
+    return LOSS_LABELS.get(loss, loss), None
+
+
+def heatmap_figure(title: str, hm: dict | None, methods: Sequence[str] = HEATMAP_METHODS, *, index: int = 0,
+                   width: float = 7.2):
+    """One defective test image of ``hm`` (see :func:`heatmap_data`) in rows of three panels: the image,
+    its ground truth and the scaled map of each of ``methods``, with one colour bar for the maps.
+    ``title`` heads the figure (with the defect type). Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
 
-    rows = [(title, i, hm) for title, hm in panels for i in range(len(hm["mask"]))]
-    methods = [m for m in methods if any(m in hm["maps"] for _, hm in panels)]
-    cols = 2 + len(methods)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.45 * cols, 1.5 * len(rows) + 0.4), squeeze=False)
-    for r, (title, i, hm) in enumerate(rows):
-        img = np.clip(hm["image"][i], 0, 1)
-        axes[r, 0].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
-        axes[r, 1].imshow(hm["mask"][i], cmap="gray", vmin=0, vmax=1)
-        for j, m in enumerate(methods):
-            if m in hm["maps"]:
-                axes[r, 2 + j].imshow(hm["maps"][m][i], cmap="inferno", vmin=0, vmax=1)
-        axes[r, 0].set_ylabel(f"{title}\n{hm['defect'][i]}", fontsize=7)
+    if hm is None:
+        fig, ax = plt.subplots(figsize=(width, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{title}: no heatmaps saved for this preset", ha="center", va="center", fontsize=11)
+        return fig
+    methods = [m for m in methods if m in hm["maps"]]
+    n = 2 + len(methods)
+    rows = -(-n // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(width, width / 3.4 * rows + 0.5), squeeze=False)
+    img = np.clip(hm["image"][index], 0, 1)
+    axes[0, 0].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+    axes[0, 1].imshow(hm["mask"][index], cmap="gray", vmin=0, vmax=1)
+    shown = None
+    for j, m in enumerate(methods, start=2):
+        shown = axes.flat[j].imshow(hm["maps"][m][index], cmap="inferno", vmin=0, vmax=1)
     for j, label in enumerate(["image", "ground truth", *[METHOD_LABELS.get(m, m) for m in methods]]):
-        axes[0, j].set_title(label, fontsize=7)
-    for ax in axes.flat:
+        axes.flat[j].set_title(label, fontsize=10)
+    for j, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
-    fig.tight_layout(pad=0.3)
+        if j >= n:
+            ax.axis("off")
+    fig.suptitle(f"{title}: {hm['defect'][index]}", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    if shown is not None:
+        cax = fig.add_axes((0.91, 0.15, 0.02, 0.7), label="<colorbar>")
+        bar = fig.colorbar(shown, cax=cax)
+        bar.set_label("score, scaled per model", fontsize=10)
+        bar.ax.tick_params(labelsize=9)
     return fig

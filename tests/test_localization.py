@@ -101,6 +101,40 @@ def test_verdicts_follow_the_numbers():
     v = LT.verdicts(helps).set_index("claim")["verdict"]
     assert v["per-pixel Platt/β do not improve localization over the fully trained model"] == "does not hold"
     assert v["perturbation gains are marginal"] == "does not hold"
+    full = LT.verdicts(harm)     # every verdict carries its margin: positive exactly where the claim holds
+    assert ((full.margin > 0) == (full.verdict == "holds")).all()
+    assert LT.verdict_margins(full)["lgs"]["location_platt_lowers"] == pytest.approx(
+        (0.8 + 0.0005) - 0.005 - (0.7 + 0.0005))
+    assert "holds for **1 of 1** loss" in LT.verdict_summary(full)
+
+
+def test_reader_tables_and_records():
+    df = _frame({"fully_trained": _vals(0.9, 0.6), "base": _vals(0.8, 0.5), "platt_oe": _vals(0.8, 0.5),
+                 "local_spectral": _vals(0.85, 0.55)})
+    df["cal_params"] = ["", "", '{"a": 1.5, "c": -2.0}', ""] * 2
+    ours = LT.table_4_3(df, extra=["pixel_ece_patch"])
+    per = LT.per_loss(ours)
+    assert list(per) == ["FCDD"] and list(per["FCDD"].index) == ["Fully Trained", "Base (3/4 split)", "Platt OE",
+                                                                 "Local Spectral"]
+    side = LT.side_by_side(ours)
+    mine, theirs, caption = side["FCDD"]
+    assert mine.shape == theirs.shape == (12, 2) and "defect textures" in caption
+    assert theirs.loc[("MVTec AD", "AUROC"), "Fully Trained"] == 77.71
+    sty = LT.styled(per["FCDD"], best="column")
+    sty._compute()
+    bold = {(r, c) for (r, c), css in sty.ctx.items() if ("font-weight", "700") in css}
+    cols = list(per["FCDD"].columns)
+    assert (0, cols.index("AUROC")) in bold                            # highest AUROC: the fully trained network
+    assert (0, cols.index("ECE")) in bold and (1, cols.index("ECE")) in bold   # lowest ECE: all tie at 10.0
+    rec = LT.headline(df)
+    assert rec["fcdd"]["platt_oe"]["pixel_auroc"] == pytest.approx(0.8005)
+    assert LT.fitted_params(df) == {"fcdd": {"platt_oe": {"a": 1.5, "c": -2.0}}}
+    gains = LT.adaptive_gains(df, raw=True)
+    assert gains["fcdd"]["local_spectral"]["pixel_auroc"] == pytest.approx(0.05)
+    assert "Local Spectral (+5.0 AUROC" in LT.adaptive_text(df)
+    text = LT.describe_grid([L.LocalizationConfig("textures:weave", "fcdd", seed=s) for s in (0, 1)], df, ours)
+    assert text.startswith("2 runs = 1 class(es) × 1 loss(es) × 2 seed(s); 8 result rows")
+    assert max(map(len, text.splitlines())) <= 90
 
 
 # --- a tiny end-to-end run ----------------------------------------------------------------------------
@@ -187,11 +221,16 @@ def test_run_is_resumable_and_saves_heatmaps(tiny_run, monkeypatch):
     df = L.run_grid([cfg], store, heatmaps=2, progress=False)
     assert list(df.method) == list(cfg.methods) and set(df["class"]) == {"weave"}
     assert df.pixel_auroc.tolist() == pytest.approx([r["pixel_auroc"] for r in first])
-    fig = L.heatmap_figure([("weave", hm)])
-    assert len(fig.axes) == 2 * (2 + len(hm["maps"]))
+    title, found = L.heatmaps_for([cfg], store, cfg.loss)
+    assert found is not None and title == "FCDD, weave"
+    fig = L.heatmap_figure(title, found, index=1)
+    panels = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(panels) == 2 + len(hm["maps"])                         # image, ground truth, one map per model
+    assert calad.plots.panels_per_row(fig) <= 3 and any(ax.get_label() == "<colorbar>" for ax in fig.axes)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+    assert L.heatmaps_for([cfg], store, "unet")[1] is None
 
 
 def test_scores_reuse_the_base_logits_exactly():

@@ -119,3 +119,30 @@ def test_a_predictor_that_reverses_within_one_loss_is_not_called_a_predictor():
     assert v["pred_proxy_kappa"] in ("predicts κ pooled, not within every loss", "weak relationship",
                                      "no usable relationship")
     assert v["pred_proxy_kappa"] != "predicts κ"
+
+
+def test_verdicts_carry_their_margins_and_statuses():
+    df = _localization(0.03)
+    v = Q.adaptive_verdicts(df)
+    per_pixel = v[v.reference == "per_pixel"].iloc[0]
+    assert per_pixel.auroc_gain == pytest.approx(0.03) and per_pixel.margin == pytest.approx(0.025)
+    assert v[v.reference == "fully_trained"].margin.iloc[0] == pytest.approx(-0.02 - 0.005)
+    rec = Q.records_q1(v)
+    assert rec["fcdd"]["per_pixel"]["auroc_gain"] == pytest.approx(0.03)
+    assert [Q.status(x) for x in ("yes", "yes at this scale (too few runs to conclude)", "no", "matches Platt",
+                                  "worse than Platt", "differs, not significantly", "predicts κ",
+                                  "weak relationship", "no usable relationship")] == \
+        ["holds", "open", "fails", "holds", "fails", "open", "holds", "open", "fails"]
+
+
+def test_records_leave_out_undefined_p_values_and_answers_follow_the_verdicts():
+    t = Q.stable_beta(_detection(0.0))            # stable β ≡ Platt: every difference is zero, p undefined
+    q2 = Q.stable_beta_verdicts(t).assign(task="detection")
+    rec = Q.records_q2(q2)
+    assert rec["detection"]["svdd"]["auroc"] == {"stable_minus_platt": 0.0}
+    q1 = Q.adaptive_verdicts(_localization(0.10))
+    q3 = Q.predictor_verdicts(Q.predictor_correlations(_models()))
+    a = Q.answers(q1, q2, q3)
+    assert list(a.verdict) == ["yes", "yes", "yes"] and "pred_proxy_kappa" in a.answer.iloc[2]
+    assert Q.answers(Q.adaptive_verdicts(_localization(0.0)), q2, q3).verdict.iloc[0] == "no"
+    assert "**6 of 6**" in Q.stable_beta_text(q2)
