@@ -64,14 +64,18 @@ test: setup
 	exit $$status
 
 # The same notebook checks computing as other machines do: PyTorch's CPU kernels chosen for another
-# instruction set, and one thread instead of all. Then the spread of every recorded number over the runs.
+# instruction set, and one thread instead of all, each from an empty model cache and results folder (as
+# on a fresh machine, so every network is trained again). Then the spread of every recorded number.
 PORTABLE := $(CURDIR)/_build/portable
 VARIANTS := kernel-default:ATEN_CPU_CAPABILITY=default kernel-avx2:ATEN_CPU_CAPABILITY=avx2 threads-1:CALAD_THREADS=1
 
 test-portable: setup
 	@status=0; for v in $(VARIANTS); do \
 	  name=$${v%%:*}; setting=$${v#*:}; echo "== $$name ($$setting)"; rm -rf $(PORTABLE)/$$name; \
-	  env $$setting CALAD_RECORDS=$(PORTABLE)/$$name CALAD_FIGURES=$(PORTABLE)/figures $(BIN)/python $(NBVAL) || status=1; \
+	  rm -rf $(PORTABLE)/stores/$$name; \
+	  env $$setting CALAD_RECORDS=$(PORTABLE)/$$name CALAD_FIGURES=$(PORTABLE)/figures \
+	    CALAD_CACHE=$(PORTABLE)/stores/$$name/cache CALAD_RESULTS=$(PORTABLE)/stores/$$name/results \
+	    $(BIN)/python $(NBVAL) || status=1; \
 	  env CALAD_FRESH_RECORDS=$(PORTABLE)/$$name $(BIN)/python $(NUMBERS) || status=1; \
 	done; \
 	$(BIN)/calad records spread $(addprefix $(PORTABLE)/,$(foreach v,$(VARIANTS),$(firstword $(subst :, ,$(v))))) \
