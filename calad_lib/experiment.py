@@ -49,12 +49,17 @@ import torch
 from . import metrics as M
 from .calibration import CalibratedModel, calibrate_many
 from .perturbation import perturbed_outputs
+from .provenance import code_fingerprint
 
 __all__ = ["ExperimentConfig", "run_experiment", "prepare", "METHODS", "THESIS_METHODS", "METHOD_LABELS", "SOURCES",
            "PER_CLASS_KINDS", "ONE_VS_ALL_KINDS", "EXPERIMENT_VERSION", "loss_order"]
 
 #: bump when a change of this module changes the numbers (stored results are then not reused)
 EXPERIMENT_VERSION = 2
+#: the code an experiment's rows depend on: its fingerprint is part of the experiment's key
+CODE = ("calad_lib.experiment", "calad_lib.train", "calad_lib.calibration", "calad_lib.perturbation",
+        "calad_lib.metrics", "calad_lib.aupro", "calad_lib.detector", "calad_lib.nets", "calad_lib.losses",
+        "calad_lib.data", "calad_lib.synthesis")
 SOURCES = ("oe", "spectral")
 THESIS_METHODS = ("fully_trained", "calhead_oe", "calhead_spectral", "platt_oe", "platt_spectral",
                   "beta_oe", "beta_spectral")
@@ -117,6 +122,7 @@ class ExperimentConfig:
     n_predictor: int = 500
     image_size: int | None = None
     version: int = EXPERIMENT_VERSION
+    code: str = dataclasses.field(default_factory=lambda: code_fingerprint(*CODE))
 
     def __post_init__(self):
         from .losses import DETECTION_LOSSES

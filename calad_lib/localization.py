@@ -46,6 +46,7 @@ from .progress import bar as progress_bar
 from . import metrics
 from .adaptive import calibrate_adaptive_set, paste_patches, within_image_rank_corr
 from .paths import results_dir
+from .provenance import code_fingerprint
 from .store import ResultStore
 
 __all__ = ["METHODS", "PAPER_METHODS", "LOSSES", "LOSS_LABELS", "LocalizationConfig", "Prepared", "prepare",
@@ -54,6 +55,10 @@ __all__ = ["METHODS", "PAPER_METHODS", "LOSSES", "LOSS_LABELS", "LocalizationCon
 
 #: bump when a change of the code changes the numbers (old results are then not reused)
 RESULTS_VERSION = 1
+#: the code a run's rows depend on: its fingerprint is part of the run's key
+CODE = ("calad_lib.localization", "calad_lib.adaptive", "calad_lib.train", "calad_lib.calibration",
+        "calad_lib.perturbation", "calad_lib.metrics", "calad_lib.aupro", "calad_lib.detector", "calad_lib.nets",
+        "calad_lib.losses", "calad_lib.data", "calad_lib.synthesis")
 LOSSES = ("fcdd", "ssim_pixel", "unet")
 #: the thesis' names of our losses (Table 4.3 rows)
 LOSS_LABELS = {"fcdd": "FCDD", "ssim_pixel": "SSIM", "unet": "LGS"}
@@ -143,7 +148,7 @@ class LocalizationConfig:
         d = dataclasses.asdict(self)
         for k in ("milestones", "methods", "patches", "radius"):
             d[k] = list(d[k])
-        return {**d, "version": RESULTS_VERSION}
+        return {**d, "version": RESULTS_VERSION, "code": code_fingerprint(*CODE)}
 
 
 def configs_from_params(P) -> list[LocalizationConfig]:
