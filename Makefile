@@ -67,11 +67,15 @@ test: setup
 # instruction set, and one thread instead of all, each from an empty model cache and results folder (as
 # on a fresh machine, so every network is trained again). Then the spread of every recorded number.
 PORTABLE := $(CURDIR)/_build/portable
-VARIANTS := kernel-default:ATEN_CPU_CAPABILITY=default kernel-avx2:ATEN_CPU_CAPABILITY=avx2 threads-1:CALAD_THREADS=1
+# name:VAR=value[,VAR=value]; blas-skylakex computes NumPy/SciPy's linear algebra with the OpenBLAS kernels of an
+# AVX-512 Xeon and NumPy's loops without AVX-512, as another x86 machine would
+VARIANTS := kernel-default:ATEN_CPU_CAPABILITY=default kernel-avx2:ATEN_CPU_CAPABILITY=avx2 threads-1:CALAD_THREADS=1 \
+            blas-skylakex:OPENBLAS_CORETYPE=SkylakeX,NPY_DISABLE_CPU_FEATURES=X86_V4
+
 
 test-portable: setup
 	@status=0; for v in $(VARIANTS); do \
-	  name=$${v%%:*}; setting=$${v#*:}; echo "== $$name ($$setting)"; rm -rf $(PORTABLE)/$$name; \
+	  name=$${v%%:*}; setting=$$(echo $${v#*:} | tr , ' '); echo "== $$name ($$setting)"; rm -rf $(PORTABLE)/$$name; \
 	  rm -rf $(PORTABLE)/stores/$$name; \
 	  env $$setting CALAD_RECORDS=$(PORTABLE)/$$name CALAD_FIGURES=$(PORTABLE)/figures \
 	    CALAD_CACHE=$(PORTABLE)/stores/$$name/cache CALAD_RESULTS=$(PORTABLE)/stores/$$name/results \

@@ -120,13 +120,22 @@ def _without_replaced_parameters(cells: list[dict]) -> list[dict]:
     return [c for c, t in zip(cells, tags) if "parameters" not in t or "injected-parameters" in t]
 
 
+def _records_only(cell: dict) -> bool:
+    """A code cell that only records numbers for the regression test (``calad.record(...)`` calls)."""
+    if cell.get("cell_type") != "code":
+        return False
+    source = "".join(cell.get("source", []))
+    statements = [ln for ln in source.splitlines() if ln.strip() and not ln.startswith((" ", "\t", ")", "]", "}"))]
+    return bool(statements) and all(ln.startswith("calad.record(") for ln in statements)
+
+
 def _stage_notebook(source: Path, target: Path) -> None:
     """Copy an executed notebook; number its figures, tables and equations by chapter (3.1, 3.2, ...)."""
     nb = json.loads(source.read_text(encoding="utf-8"))
     nb["cells"] = _without_replaced_parameters(nb.get("cells", []))
-    for cell in nb["cells"]:   # the values a run used are there to unfold, not to read first
+    for cell in nb["cells"]:   # plumbing is there to unfold, not to read first
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
+        if ({"parameters", "injected-parameters"} & set(tags) or _records_only(cell)) and "hide-input" not in tags:
             tags.append("hide-input")
     number = _chapter_number(source.name)
     meta = nb.setdefault("metadata", {})

@@ -205,6 +205,20 @@ def _cmd_records(args: argparse.Namespace) -> int:
         atomic_write_text(Path(args.out), json.dumps(
             {"runs": ["committed"] + [f.name for f in folders], "chapters": out}, indent=1))
         print(f"[calad] spreads written to {relative(args.out)}")
+    if args.propose:
+        import yaml
+
+        rules = records.propose_tolerances(out)
+        head = (f"# Tolerances of the numeric regression test (calad_lib/records.py), written by\n"
+                f"#   calad records spread {' '.join(args.folders)} --propose <this file>\n"
+                "# after `make test-portable` (runs: committed twins, "
+                f"{', '.join(f.name for f in folders)}).\n"
+                "# A record <chapter>/<name> is checked with the first rule whose pattern matches it:\n"
+                "#   |now - committed| <= atol + rtol * |committed|.\n"
+                "# atol is 3x the largest spread measured in the rule's group (`spread`), at least 1e-6.\n")
+        atomic_write_text(Path(args.propose), head + yaml.safe_dump(rules, sort_keys=False, width=120))
+        print(f"[calad] {len(rules)} tolerance rules (3x the largest spread of each group) written to "
+              f"{relative(args.propose)}")
     over = [w for w in worst if w[5] > 1]
     if over:
         print(f"calad: error: {len(over)} chapter(s) have a number that moved more than its tolerance", file=sys.stderr)
@@ -250,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "the record folders of fresh executions (CALAD_RECORDS)")
     p_spread.add_argument("folders", nargs="+", help="record folders, e.g. _build/portable/kernel-default")
     p_spread.add_argument("--out", help="write every record's values and spread to this JSON file")
+    p_spread.add_argument("--propose", metavar="YAML", help="write tolerance rules derived from the spreads")
     p_spread.set_defaults(func=_cmd_records)
     return parser
 

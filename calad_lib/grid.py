@@ -514,7 +514,9 @@ def compare_by_method(ours: pd.DataFrame, thesis: pd.DataFrame, *, to_columns: s
     """
     from .report import compare
 
-    sty = compare(ours, thesis, digits=digits, higher_is_better=HIGHER_IS_BETTER, scale=scale, caption=caption)
+    places = {"MCE": max(digits, 2), "ECE": max(digits, 2)}   # the thesis reports ECEs of a few hundredths of a %
+    sty = compare(ours, thesis, digits={**{k: digits for k in HIGHER_IS_BETTER}, **places},
+                  higher_is_better=HIGHER_IS_BETTER, scale=scale, caption=caption)
     sty._compute()
     cells = sty.data
     css = pd.DataFrame("", index=cells.index, columns=cells.columns)

@@ -29,7 +29,7 @@ import yaml
 from .paths import params_dir
 
 __all__ = ["MIME", "Record", "record", "tolerance", "from_notebook", "from_folder", "compare", "spreads",
-           "format_table"]
+           "format_table", "group_pattern", "propose_tolerances"]
 
 #: the MIME type of a record output in an executed notebook
 MIME = "application/vnd.calad.record+json"
@@ -206,3 +206,41 @@ def spreads(runs: Mapping[str, Mapping[str, Record]]) -> dict[str, dict]:
                      "rtol": some.rtol, "atol": some.atol,
                      "allowed": Record(name, max(finite, key=abs) if finite else 0.0, some.rtol, some.atol).allowed()}
     return out
+
+
+def group_pattern(chapter: str, name: str) -> str:
+    """The tolerance group of a record: ``<chapter>/<first part>/*/<last part>`` (the kind of number
+    across models and methods), or the name itself when it has at most two parts."""
+    parts = name.split("/")
+    if parts[0] == "exact":
+        return f"*/exact/*"
+    return f"{chapter}/{parts[0]}/*/{parts[-1]}" if len(parts) > 2 else f"{chapter}/{name}"
+
+
+def _ceil2(x: float) -> float:
+    """``x`` rounded up to two significant digits."""
+    if x <= 0:
+        return 0.0
+    e = math.floor(math.log10(x)) - 1
+    return float(f"{math.ceil(x / 10 ** e - 1e-9) * 10 ** e:.2g}")
+
+
+def propose_tolerances(measured: Mapping[str, Mapping[str, dict]], *, factor: float = 3.0,
+                       rtol: float = 1e-3, floor: float = 1e-6) -> list[dict]:
+    """Tolerance rules from measured spreads (``{chapter: spreads(...)}``): one rule per group
+    (:func:`group_pattern`), ``atol`` = ``factor`` × the group's largest spread rounded up (at least
+    ``floor``), plus a small ``rtol`` for numbers that did not move here but may on another CPU; a
+    last catch-all rule for numbers recorded after the measurement."""
+    groups: dict[str, float] = {}
+    for chapter, recs in measured.items():
+        for name, r in recs.items():
+            g = group_pattern(chapter, name)
+            groups[g] = max(groups.get(g, 0.0), float(r["spread"]))
+    rules = [{"pattern": "*/exact/*", "atol": 1e-9, "rtol": 1e-9}]
+    for g in sorted(groups):
+        if g == "*/exact/*":
+            continue
+        rules.append({"pattern": g, "atol": max(_ceil2(factor * groups[g]), floor), "rtol": rtol,
+                      "spread": _ceil2(groups[g])})
+    rules.append({"pattern": "*", "atol": 0.02, "rtol": 0.05})   # a number recorded since the measurement
+    return rules

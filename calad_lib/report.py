@@ -106,7 +106,7 @@ def _signed(d: float, fmt: str) -> str:
     return ("+" if d > 0 else "−") + text
 
 
-def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", digits: int = 1,
+def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", digits: int | Mapping[str, int] = 1,
             higher_is_better: bool | Mapping[str, bool] = True, best: str = "row", scale: float = 10.0,
             caption: str | None = None) -> Styler:
     """Our values beside a source's, one cell per (row, column): ``ours / source`` and Δ = ours − source.
@@ -115,7 +115,8 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
     and its size (full at ``scale``). In each row (``best="row"``, where rows are metrics and
     columns methods, as in the thesis) or each column (``best="column"``, where columns are metrics)
     the best of our values and the best of the source's are in bold. ``higher_is_better`` is one
-    direction, or one per row (per column with ``best="column"``; the last level of a row key).
+    direction, or one per row (per column with ``best="column"``; the last level of a row key);
+    ``digits`` likewise (small percentages such as the thesis' ECE of 0.03 % need two).
     Rows or columns missing on one side show a dash.
     """
     if best not in ("row", "column"):
@@ -125,11 +126,13 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
     a = ours.reindex(index=rows, columns=cols).apply(pd.to_numeric, errors="coerce")
     b = ref.reindex(index=rows, columns=cols).apply(pd.to_numeric, errors="coerce")
 
-    def higher(row) -> bool:
-        if isinstance(higher_is_better, Mapping):
-            key = row[-1] if isinstance(row, tuple) else row
-            return higher_is_better.get(key, True)
-        return bool(higher_is_better)
+    def per_key(setting, key, default):
+        if isinstance(setting, Mapping):
+            return setting.get(key[-1] if isinstance(key, tuple) else key, default)
+        return setting
+
+    def higher(key) -> bool:
+        return bool(per_key(higher_is_better, key, True))
 
     def bold(frame: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(False, index=frame.index, columns=frame.columns)
@@ -144,9 +147,8 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
         return out
 
     ba, bb = bold(a), bold(b)
-    fmt = f"{{:.{digits}f}}"
 
-    def num(v: float, bold: bool) -> str:
+    def num(v: float, bold: bool, fmt: str) -> str:
         if not math.isfinite(v):
             return "—"
         text = fmt.format(v).replace("-", "−")
@@ -155,10 +157,11 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
     cells = pd.DataFrame("", index=rows, columns=cols)
     for r in rows:
         for c in cols:
+            fmt = f"{{:.{int(per_key(digits, r if best == 'row' else c, 1))}f}}"
             x, y = a.at[r, c], b.at[r, c]
             d = x - y if math.isfinite(x) and math.isfinite(y) else float("nan")
             delta = f'<span class="delta">{_signed(d, fmt)}</span>' if math.isfinite(d) else ""
-            cells.at[r, c] = f"{num(x, ba.at[r, c])} / {num(y, bb.at[r, c])} {delta}".strip()
+            cells.at[r, c] = f"{num(x, ba.at[r, c], fmt)} / {num(y, bb.at[r, c], fmt)} {delta}".strip()
     sign = pd.DataFrame("", index=rows, columns=cols)
     for r in rows:
         for c in cols:

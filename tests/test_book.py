@@ -287,3 +287,10 @@ def test_papermill_values_replace_the_smoke_parameters_cell():
     assert [c["source"] for c in kept] == ["preset = 'default'", "x = 1"]
     committed = [cells[0], cells[2]]            # a notebook papermill did not run keeps its own cell
     assert book._without_replaced_parameters(committed) == committed
+
+
+def test_cells_that_only_record_numbers_are_folded():
+    rec = {"cell_type": "code", "source": 'calad.record("a", x)\ncalad.record("b", {\n    "c": y})\n'}
+    mixed = {"cell_type": "code", "source": 'calad.record("a", x)\nprint(x)\n'}
+    assert book._records_only(rec) and not book._records_only(mixed)
+    assert not book._records_only({"cell_type": "markdown", "source": "calad.record("})

@@ -100,3 +100,14 @@ def test_a_nan_record_is_strict_json_and_reads_back_as_nan(tmp_path, monkeypatch
     text = (tmp_path / "99_test.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert math.isnan(records.from_folder(tmp_path / "99_test.json")["undefined/kappa"].value)
+
+
+def test_proposed_tolerances_lie_above_the_measured_spread_of_each_group():
+    measured = {"05_detection": {"table_4_1/svdd/platt/auroc": {"spread": 0.0041},
+                                 "table_4_1/hsc/beta/auroc": {"spread": 0.0012},
+                                 "claims/c1/p": {"spread": 0.0}, "exact/n": {"spread": 0.0}}}
+    rules = records.propose_tolerances(measured)
+    by = {r["pattern"]: r for r in rules}
+    assert rules[0]["pattern"] == "*/exact/*" and rules[-1]["pattern"] == "*"
+    assert by["05_detection/table_4_1/*/auroc"]["atol"] == 0.013          # 3 x 0.0041, rounded up
+    assert by["05_detection/claims/*/p"]["atol"] == 1e-6                   # a number that did not move here

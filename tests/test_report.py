@@ -76,3 +76,10 @@ def test_compare_bolds_the_best_per_column_when_columns_are_metrics():
 def test_a_partial_format_mapping_keeps_the_digits_of_the_other_columns():
     df = pd.DataFrame({"a": [0.123456], "b": [0.5]})
     assert _cells(report.table(df, digits=2, fmt={"b": "{:.0%}"}).to_html()) == ["0.12", "50%"]
+
+
+def test_compare_digits_per_row():
+    ours = pd.DataFrame({"svdd": [75.93, 0.4321]}, index=["AUROC", "ECE"])
+    thesis = pd.DataFrame({"svdd": [72.5, 0.03]}, index=["AUROC", "ECE"])
+    cells = _cells(report.compare(ours, thesis, digits={"AUROC": 1, "ECE": 2}).to_html())
+    assert cells == ["75.9 / 72.5 +3.4", "0.43 / 0.03 +0.40"]
