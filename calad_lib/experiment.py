@@ -235,8 +235,10 @@ def _models(cfg: ExperimentConfig, d: dict, syn: dict, progress: bool) -> tuple[
     models, info = {}, {}
     for method, split, x in (("base", "train", d["train"]), ("fully_trained", "full", d["full"])):
         tc = _train_config(cfg, split, d["crop"])
-        info[f"{method}_cached"] = T.cache_path(tc, x, syn["oe_train"]).exists()
         models[method] = T.train(tc, x, syn["oe_train"], progress=progress)
+        fit = models[method].fit_info
+        info[f"{method}_cached"] = fit["cached"]              # loaded from the cache, not merely present there
+        info[f"{method}_epoch_seconds"] = float(np.median(fit["epoch_seconds"])) if fit.get("epoch_seconds") else math.nan
     base = models["base"]
     aug = Augment(hflip=hflip_ok(cfg.data_name), crop=d["crop"])
     for src in SOURCES:

@@ -72,6 +72,8 @@ def load_model(path: Path, ident: dict, build: Callable[[dict], torch.nn.Module]
         warnings.warn(f"{what} {path.name} does not fit its network ({_one_line(exc)}); retraining it",
                       CacheWarning, stacklevel=3)
         return None
+    fit = payload.get("fit")
+    model.fit_info = dict(fit) if isinstance(fit, dict) else {}   # the record of the run that trained it
     return model.to(device).eval()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def _load(path: Path, ident: dict, device) -> torch.nn.Module | None:
 
 
 def _save(path: Path, model, ident: dict) -> None:
-    save_model(path, model, ident, spec=model.spec)
+    save_model(path, model, ident, spec=model.spec, fit=model.fit_info)
 
 
 def _check_data(cfg: TrainConfig, normal, oe) -> None:
@@ -213,12 +214,15 @@ def train(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None
     if cache:
         model = _load(path, ident, dev)
         if model is not None:
+            model.fit_info = {**model.fit_info, "cached": True}
             return model
         ensure_writable(path.parent, "cache")   # before training, not after
     model = _fit(cfg, normal, oe if cfg.loss in _losses.SUPERVISED else None, dev, progress)
     if cache:
         _save(path, model, ident)
+    model.fit_info = {**model.fit_info, "cached": False}
     return model
+
 
 
 # --- the training loop ---------------------------------------------------------------------
@@ -285,7 +289,9 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
     model.train()
     bar = progress_bar(range(cfg.epochs), desc=f"{cfg.loss} {cfg.dataset}:{cfg.normal_class} seed {cfg.seed}",
                disable=not progress, leave=False)
+    epoch_seconds = []
     for _ in bar:
+        t0 = time.perf_counter()
         order = torch.randperm(len(x), generator=g).to(device)
         total = torch.zeros((), device=device)
         for a, b in batches:
@@ -311,6 +317,11 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
         sched.step()
         if progress:
             bar.set_postfix(loss=f"{float(total) / len(batches):.4g}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        epoch_seconds.append(time.perf_counter() - t0)
     model.to(memory_format=torch.contiguous_format)
     model.eval()
+    model.fit_info = {"epoch_seconds": epoch_seconds, "device": str(device), "threads": torch.get_num_threads(),
+                      "images_per_epoch": 2 * len(x) if supervised else len(x)}
     return model

@@ -75,6 +75,10 @@ def test_cache_reuses_a_trained_model_instead_of_training(monkeypatch):
     assert counter.calls == 1 and path.stat().st_mtime_ns == mtime
     assert _same_weights(first, again) and not again.training
     assert torch.equal(again.c, first.c)
+    # the flag says what happened (trained here, then loaded); the epoch times are those of the training run
+    assert first.fit_info["cached"] is False and again.fit_info["cached"] is True
+    assert len(first.fit_info["epoch_seconds"]) == cfg.epochs and min(first.fit_info["epoch_seconds"]) > 0
+    assert again.fit_info["epoch_seconds"] == first.fit_info["epoch_seconds"]
     loaded = calad.train.load_cached(cfg, x)
     assert loaded is not None and _same_weights(first, loaded)
 
@@ -124,6 +128,7 @@ def test_a_corrupted_file_is_reported_in_one_line_and_retrained(monkeypatch, dam
     assert len(msgs) == 1 and "\n" not in msgs[0] and "unreadable" in msgs[0]
     assert counter.calls == 2
     assert _same_weights(good, again)                  # retrained deterministically
+    assert again.fit_info["cached"] is False           # a file that was there but did not load is not "cached"
     assert calad.train.load_cached(cfg, x) is not None  # and the file is whole again
 
 
