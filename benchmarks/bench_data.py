@@ -126,7 +126,7 @@ def main() -> None:
           f"{'met' if result['meets_target'] else 'NOT met'}")
     out = calad.paths.build_dir() / "benchmarks" / "data.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    calad.store.atomic_write_text(out, json.dumps(result, indent=1))
+    calad.runs.atomic_write_text(out, json.dumps(result, indent=1))
     print(f"wrote {calad.paths.relative(out)}")
 
 

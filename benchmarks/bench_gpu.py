@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"what": f"epoch {loss} {size}px", "images": len(xs), "seconds": round(sec, 3), **stamp})
         print(f"epoch {loss:<10s} {size}px {sec:7.3f} s (256 images)", flush=True)
 
-    params = dict(calad.runner.resolve_params("05_detection", "thesis",
+    params = dict(calad.config.resolve_params("05_detection", "thesis",
                                               {"classes": [0], "losses": [args.loss], "seeds": [0],
                                                "extra_datasets": [], "epochs": args.experiment_epochs}))
     (config,) = calad.grid.plan(params)
     with tempfile.TemporaryDirectory() as tmp:
-        store = calad.store.ResultStore(Path(tmp) / "results")
+        store = calad.runs.ResultStore(Path(tmp) / "results")
         t = time.perf_counter()
         calad.grid.run_grid([config], preset="thesis", store=store, progress=False)
         one = time.perf_counter() - t
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                  "images": len(x), "seconds": round(one, 1), **stamp})
     print(f"one thesis experiment ({args.loss}, {args.experiment_epochs} epochs): {one / 60:.1f} min", flush=True)
 
-    thesis = calad.runner.resolve_params("05_detection", "thesis")
+    thesis = calad.config.resolve_params("05_detection", "thesis")
     n_classes = 10
     n = len(thesis["seeds"]) * n_classes
     scale = 200 / args.experiment_epochs
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                  "images": None, "seconds": round(total, 0), **stamp})
     print(f"projected Fashion-MNIST thesis grid: {total / 3600:.1f} h for {n * len(thesis['losses'])} experiments")
     out = Path(args.out)
-    calad.store.atomic_write_text(out, json.dumps(rows, indent=1))
+    calad.runs.atomic_write_text(out, json.dumps(rows, indent=1))
     print(f"wrote {calad.paths.relative(out)}")
     return 0
 

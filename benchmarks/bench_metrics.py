@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from calad_lib import metrics
-from calad_lib.aupro import aupro_slow, pro_curve, trapezoid_to
+from calad_lib.metrics.aupro import aupro_slow, pro_curve, trapezoid_to
 from calad_lib.device import configure_threads
 from calad_lib.paths import build_dir, relative
 from calad_lib.provenance import stamp

@@ -204,7 +204,7 @@ def main() -> None:
               "batched_augment": round(augment_s, 4), "speedup": round(loader_s / augment_s, 1)},
               "epoch_seconds_per_loss": per_loss, "epoch_seconds_large": large,
               "load_average_1min": round(os.getloadavg()[0], 2), "provenance": calad.provenance.stamp()}
-    calad.store.atomic_write_text(out, json.dumps(record, indent=1))
+    calad.runs.atomic_write_text(out, json.dumps(record, indent=1))
     print(f"\nwrote {calad.paths.relative(out)}")
 
 

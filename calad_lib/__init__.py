@@ -23,23 +23,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 __version__ = "0.1.0"
 
 
-def setup(chapter, namespace, **kwargs):
-    """Validate a chapter's parameters and prepare the run (see :func:`calad_lib.config.setup`)."""
-    from .config import setup as _setup
-
-    return _setup(chapter, namespace, **kwargs)
-
-
-def record(name, value, *, rtol=None, atol=None) -> None:
-    """Record a headline number for the numeric regression test (see :func:`calad_lib.records.record`)."""
-    from .records import record as _record
-
-    _record(name, value, rtol=rtol, atol=atol)
+#: names the package root hands out from its modules, loaded on first use
+_FROM = {"setup": ("chapter", "setup"), "record": ("records", "record")}
 
 
 def __getattr__(name: str):
+    """``calad.<module>`` imports the module on first use; ``calad.setup`` and ``calad.record`` come from
+    :mod:`calad_lib.chapter` and :mod:`calad_lib.records`."""
     if name.startswith("_"):
         raise AttributeError(name)
+    if name in _FROM:
+        module, attr = _FROM[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
     try:
         module = importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError as exc:

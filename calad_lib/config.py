@@ -9,16 +9,19 @@ Each chapter ``NN_name`` has
   ``thesis``), a flat mapping that papermill can read with ``-f``.
 
 The notebook's ``parameters`` cell holds the ``smoke`` values. Its next cell calls
-:func:`setup`, which validates whatever papermill injected *before any computation*:
-an unknown key, a wrong type or an out-of-range value raises :class:`ParameterError`
-with one line that names the key and what is allowed.
+:func:`calad_lib.chapter.setup`, which validates whatever papermill injected *before any
+computation*: an unknown key, a wrong type or an out-of-range value raises :class:`ParameterError`
+with one line that names the key and what is allowed. Run configurations (the trainer's, an
+experiment's) are checked against the rules of ``params/schema/configs/`` (:func:`check_config`),
+which the chapter schemas refer to, so every range is written once.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
-import os
+import numbers
 import re
-import types
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,10 +30,9 @@ import yaml
 from .paths import params_dir
 
 __all__ = ["ParameterError", "Params", "chapters", "schema", "presets", "load_preset",
-           "validate", "parse_override", "setup"]
+           "validate", "resolve_params", "parse_override", "config_schema", "check_config"]
 
 PRESETS = ("smoke", "default", "thesis")
-_IGNORED_GLOBALS = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
 class ParameterError(ValueError):
@@ -74,6 +76,7 @@ def schema(chapter: str) -> dict[str, dict]:
         raise ParameterError(f"no parameter schema for chapter {chapter!r} (expected {path.name} in params/schema/)")
     with open(path) as fh:
         spec = yaml.safe_load(fh) or {}
+    spec = {k: _resolve(v) for k, v in spec.items()}
     spec.setdefault("preset", {"type": "str", "doc": "name of the preset these values come from"})
     return spec
 
@@ -118,6 +121,13 @@ def load_preset(chapter: str, preset: str) -> dict[str, Any]:
     return values
 
 
+def resolve_params(chapter: str, preset: str, overrides: Mapping[str, Any] | None = None) -> Params:
+    """The validated parameters of ``chapter`` for ``preset`` (a name or a YAML file) plus ``overrides``."""
+    values = dict(load_preset(chapter, preset))
+    values.update(overrides or {})
+    return validate(chapter, values)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse ``key=value`` (the value read as YAML: ``3``, ``1e-3``, ``[0, 1]``, ``true``, ``cifar10``)."""
     if "=" not in text:
@@ -139,25 +149,30 @@ def _describe(spec: Mapping) -> str:
         parts.append("one of " + ", ".join(map(str, spec["choices"])))
     if "min" in spec:
         parts.append(f">= {spec['min']}")
+    if "gt" in spec:
+        parts.append(f"> {spec['gt']}")
     if "max" in spec:
         parts.append(f"<= {spec['max']}")
+    if "lt" in spec:
+        parts.append(f"< {spec['lt']}")
     if spec.get("nullable"):
         parts.append("or null")
     return " ".join(parts)
 
 
-def _check_scalar(key: str, value: Any, kind: str, spec: Mapping, where: str) -> Any:
+def _check_scalar(key: str, value: Any, kind: str, spec: Mapping, where: str, what: str = "parameter") -> Any:
     def fail(why: str) -> None:
-        raise ParameterError(f"parameter {key!r}{where} = {value!r} {why}; allowed: {_describe(spec)}")
+        raise ParameterError(f"{what} {key!r}{where} = {value!r} {why}; allowed: {_describe(spec)}")
 
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
                 fail("is not an integer")
+        value = int(value)
     elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             fail("is not a number")
         value = float(value)
         if not math.isfinite(value):
@@ -172,9 +187,72 @@ def _check_scalar(key: str, value: Any, kind: str, spec: Mapping, where: str) ->
         fail("is not a known choice")
     if "min" in spec and value < spec["min"]:
         fail("is below the minimum")
+    if "gt" in spec and not value > spec["gt"]:
+        fail("is not above the bound")
     if "max" in spec and value > spec["max"]:
         fail("is above the maximum")
+    if "lt" in spec and not value < spec["lt"]:
+        fail("is not below the bound")
     return value
+
+
+def _check_value(key: str, value: Any, rule: Mapping, what: str = "parameter") -> Any:
+    """``value`` checked against one rule of a schema (and converted: ints, floats, tuples to lists)."""
+    if value is None:
+        if rule.get("nullable"):
+            return None
+        raise ParameterError(f"{what} {key!r} = None is not allowed; allowed: {_describe(rule)}")
+    kind = rule.get("type", "any")
+    if kind == "list":
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ParameterError(f"{what} {key!r} = {value!r} is not a list; allowed: {_describe(rule)}")
+        if "min_len" in rule and len(value) < rule["min_len"]:
+            raise ParameterError(f"{what} {key!r} needs at least {rule['min_len']} item(s); got {value!r}")
+        item_rule = {k: v for k, v in rule.items() if k in ("choices", "min", "max", "gt", "lt")}
+        return [_check_scalar(key, v, rule.get("items", "any"), item_rule, f"[{i}]", what) for i, v in enumerate(value)]
+    if kind != "any":
+        return _check_scalar(key, value, kind, rule, "", what)
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def config_schema(name: str) -> dict[str, dict]:
+    """The rules of a run configuration (``params/schema/configs/<name>.yaml``): the library's contract
+    for :class:`calad_lib.train.TrainConfig` (``train``), :class:`calad_lib.detection.ExperimentConfig`
+    (``experiment``), ... Chapter schemas refer to them (``{from: train.epochs}``) instead of repeating them."""
+    path = params_dir() / "schema" / "configs" / f"{name}.yaml"
+    if not path.exists():
+        raise ParameterError(f"no configuration schema {name!r} (expected params/schema/configs/{name}.yaml)")
+    with open(path) as fh:
+        rules = yaml.safe_load(fh) or {}
+    return {k: _resolve(v) for k, v in rules.items()}
+
+
+def check_config(config: Any, name: str) -> None:
+    """Check every field of a run configuration (a dataclass) that ``config_schema(name)`` has a rule for.
+
+    Raises :class:`ParameterError` (a ``ValueError``) in one line naming the configuration, the field
+    and what is allowed.
+    """
+    rules = config_schema(name)
+    what = type(config).__name__
+    for f in dataclasses.fields(config):
+        if f.name in rules:
+            _check_value(f.name, getattr(config, f.name), rules[f.name], what)
+
+
+def _resolve(rule: Mapping) -> dict:
+    """A chapter's rule with ``from: <config>.<field>`` replaced by that field's rule (doc and extras kept)."""
+    if "from" not in rule:
+        return dict(rule)
+    ref = str(rule["from"])
+    name, _, key = ref.partition(".")
+    base = config_schema(name).get(key)
+    if base is None:
+        raise ParameterError(f"schema rule refers to {ref!r}, which params/schema/configs/{name}.yaml does not define")
+    return {**base, **{k: v for k, v in rule.items() if k != "from"}}
 
 
 def validate(chapter: str, values: Mapping[str, Any], *, require_all: bool = True) -> Params:
@@ -196,59 +274,8 @@ def validate(chapter: str, values: Mapping[str, Any], *, require_all: bool = Tru
             if "default" in rule:
                 out[key] = rule["default"]
             continue
-        value = values[key]
-        if value is None:
-            if rule.get("nullable"):
-                out[key] = None
-                continue
-            raise ParameterError(f"parameter {key!r} = None is not allowed; allowed: {_describe(rule)}")
-        kind = rule.get("type", "any")
-        if kind == "list":
-            if isinstance(value, tuple):
-                value = list(value)
-            if not isinstance(value, list):
-                raise ParameterError(f"parameter {key!r} = {value!r} is not a list; allowed: {_describe(rule)}")
-            if "min_len" in rule and len(value) < rule["min_len"]:
-                raise ParameterError(f"parameter {key!r} needs at least {rule['min_len']} item(s); got {value!r}")
-            item_rule = {k: v for k, v in rule.items() if k in ("choices", "min", "max")}
-            value = [_check_scalar(key, v, rule.get("items", "any"), item_rule, f"[{i}]")
-                     for i, v in enumerate(value)]
-        elif kind != "any":
-            value = _check_scalar(key, value, kind, rule, "")
+        value = _check_value(key, values[key], rule)
         if key == "preset":
             check_preset_name(value)
         out[key] = value
     return Params(out)
-
-
-def _parameters_in(namespace: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in namespace.items()
-            if not k.startswith("_") and k not in _IGNORED_GLOBALS
-            and not isinstance(v, (types.ModuleType, type)) and not callable(v)}
-
-
-def setup(chapter: str, namespace: Mapping[str, Any], *, quiet: bool = False) -> Params:
-    """Validate a notebook's parameters (its globals after the ``parameters`` cell) and prepare the run.
-
-    Sets the preset for provenance, the chapter that :func:`calad_lib.records.record` files numbers
-    under, the CPU threads, a global seed (if the chapter has ``seed``) and the plotting style, and
-    announces the run's provenance once (the book shows it in the page footer). Returns the
-    validated :class:`Params`.
-    """
-    from . import device as _device
-    from . import plots as _plots
-    from . import records as _records
-
-    params = validate(chapter, _parameters_in(namespace))
-    os.environ["CALAD_PRESET"] = str(params.get("preset", "unknown"))
-    os.environ["CALAD_CHAPTER"] = chapter
-    _records.set_chapter(chapter)
-    _device.configure_threads()
-    if "seed" in params:
-        _device.seed_everything(int(params["seed"]))
-    _plots.use_style()
-    if not quiet:
-        from .provenance import announce
-
-        announce(chapter, _device.get_device().type)
-    return params

@@ -20,8 +20,16 @@ import math
 import numpy as np
 import pandas as pd
 
+import matplotlib.pyplot as plt
+
+from .detection import METHOD_LABELS as DETECTION_LABELS
+from .detection import loss_order
+from .localization import METHOD_LABELS as LOCALIZATION_LABELS
 from .metrics import format_p as _p
 from .metrics import spearman, wilcoxon_p
+from .records import finite
+from .report import status_of
+from .report import table as html
 
 __all__ = ["PREDICTORS", "stable_beta", "stable_beta_verdicts", "predictor_correlations", "predictor_verdicts",
            "adaptive_summary", "adaptive_verdicts", "status", "describe_runs", "adaptive_table", "verdict_table",
@@ -149,8 +157,8 @@ def predictor_verdicts(corr: pd.DataFrame, *, strong: float = 0.5, weak: float =
 
 
 # --- Q1: location-adaptive calibration ----------------------------------------------------------------
-_ADAPTIVE = ("location_platt_oe", "location_platt_spectral", "local_oe", "local_spectral", "head_oe",
-             "head_spectral")
+_ADAPTIVE = ("location_platt_oe", "location_platt_spectral", "local_oe", "local_spectral", "local_network_oe",
+             "local_network_spectral")
 _PER_PIXEL = ("platt_oe", "platt_spectral", "beta_oe", "beta_spectral")
 
 
@@ -214,8 +222,6 @@ def status(verdict: str) -> str:
     """The status (``holds``/``fails``/``open``/``n/a``) of one of this module's verdicts, for
     :func:`calad_lib.report.verdicts`: a "yes" from too few runs, a weak or loss-level relationship and a
     difference that is not significant are open."""
-    from .report import status_of
-
     v = str(verdict).strip().lower()
     return _STATUS.get(v) or status_of(v)
 
@@ -240,10 +246,8 @@ def describe_runs(det: pd.DataFrame, loc: pd.DataFrame, det_preset: str, loc_pre
 
 def adaptive_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`adaptive_summary` for the reader: loss and model labels, short metric names."""
-    from .localization import METHOD_LABELS
-
     t = summary.rename(index=_LOC_LABELS, level="loss").rename(columns=_METRIC_LABELS)
-    t["method"] = t["method"].map(lambda m: METHOD_LABELS.get(m, m))
+    t["method"] = t["method"].map(lambda m: LOCALIZATION_LABELS.get(m, m))
     return t.rename(columns={"pixel AUROC": "AUROC", "pixel AUROC perturbed": "AUROC pert.",
                              "AUPRO perturbed": "AUPRO pert.", "pixel ECE": "ECE"})
 
@@ -259,8 +263,6 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
 
 def stable_beta_styled(table: pd.DataFrame, caption: str | None = None):
     """A :func:`stable_beta` table as HTML: two decimals, p-values to two significant digits."""
-    from .report import table as html
-
     fmt = {c: "{:.2f}" for c in table.columns} | {"p": "{:.2g}"}   # every column: a partial mapping drops the rest
     return html(labelled(table), fmt=fmt, caption=caption)
 
@@ -309,26 +311,13 @@ def answers(q1: pd.DataFrame, q2: pd.DataFrame, q3: pd.DataFrame) -> pd.DataFram
     ]).set_index("question")
 
 
-def _finite(tree: dict) -> dict:
-    """``tree`` without its NaN leaves (a NaN, e.g. the p-value of all-zero differences, is not recorded)."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            v = _finite(v)
-            if v:
-                out[k] = v
-        elif math.isfinite(float(v)):
-            out[k] = float(v)
-    return out
-
-
 def records_q1(q1: pd.DataFrame) -> dict:
     """``{loss: {reference: {auroc_gain, aupro_gain, margin}}}`` (fractions) for ``calad.record``."""
     out: dict = {}
     for r in q1.itertuples():
         out.setdefault(r.loss, {})[r.reference] = {"auroc_gain": r.auroc_gain, "aupro_gain": r.aupro_gain,
                                                    "margin": r.margin}
-    return _finite(out)
+    return finite(out)
 
 
 def records_q2(q2: pd.DataFrame) -> dict:
@@ -337,20 +326,18 @@ def records_q2(q2: pd.DataFrame) -> dict:
     out: dict = {}
     for r in q2.itertuples():
         out.setdefault(r.task, {}).setdefault(r.loss, {})[r.metric] = {"stable_minus_platt": r.difference, "p": r.p}
-    return _finite(out)
+    return finite(out)
 
 
 def records_q3(corr: pd.DataFrame) -> dict:
     """``{predictor: {rho, p, median_within_rho}}`` for ``calad.record``."""
-    return _finite({pred: {"rho": r["pooled ρ"], "p": r["pooled p"], "median_within_rho": r["median within-group ρ"]}
+    return finite({pred: {"rho": r["pooled ρ"], "p": r["pooled p"], "median_within_rho": r["median within-group ρ"]}
                     for pred, r in corr.iterrows()})
 
 
 # --- figures ---------------------------------------------------------------------------------------------
 def adaptive_figure(summary: pd.DataFrame, title: str, width: float = 7.2):
     """Bars of pixel AUROC and AUPRO per loss for the three models of :func:`adaptive_summary`."""
-    import matplotlib.pyplot as plt
-
     metrics = [("pixel_auroc", "pixel AUROC (%)"), ("aupro", "AUPRO (%)")]
     losses = list(dict.fromkeys(summary.index.get_level_values("loss")))
     models = list(dict.fromkeys(summary.index.get_level_values("model")))
@@ -373,10 +360,6 @@ def adaptive_figure(summary: pd.DataFrame, title: str, width: float = 7.2):
 
 def stable_beta_figure(det: pd.DataFrame, title: str, width: float = 7.2):
     """Mean AUROC (unperturbed and perturbed) of Platt, stable β and naive β per detection loss, two panels a row."""
-    import matplotlib.pyplot as plt
-
-    from .experiment import METHOD_LABELS, loss_order
-
     methods = [m for m in ("platt_oe", "beta_oe", "beta_naive_oe", "platt_spectral", "beta_spectral",
                            "beta_naive_spectral") if m in set(det.method)]
     losses = loss_order(det.loss.unique())
@@ -392,7 +375,7 @@ def stable_beta_figure(det: pd.DataFrame, title: str, width: float = 7.2):
     for ax in axes.flat[len(losses):]:
         ax.axis("off")
     for ax in axes[-1]:
-        ax.set_xticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods], rotation=45, ha="right")
+        ax.set_xticks(range(len(methods)), [DETECTION_LABELS.get(m, m) for m in methods], rotation=45, ha="right")
     for ax in axes.flat:
         ax.tick_params(axis="x", labelsize=9)
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -404,10 +387,6 @@ def stable_beta_figure(det: pd.DataFrame, title: str, width: float = 7.2):
 
 def predictor_figure(models: pd.DataFrame, predictors, title: str, width: float = 7.2):
     """κ on the test set against each of ``predictors`` (at most three), one colour and marker per loss."""
-    import matplotlib.pyplot as plt
-
-    from .experiment import loss_order
-
     predictors = list(predictors)[:3]
     fig, axes = plt.subplots(1, len(predictors), figsize=(width, 3.3), sharey=True, squeeze=False)
     markers = ["o", "s", "^", "D"]

@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import torch
+
+from . import metrics as M
+from .detector import AnomalyModel, Outputs
 from .progress import bar as progress_bar
 
-from .detector import AnomalyModel, Outputs
-
-__all__ = ["perturb", "perturbed_outputs", "perturbation_effect", "gradient_norms", "DEFAULT_EPS"]
+__all__ = ["perturb", "perturbed_outputs", "perturbation_effect", "gradient_norms", "evaluate", "auroc_vs_eps",
+           "DEFAULT_EPS"]
 
 #: ε of the thesis' experiments (§4.2.2)
 DEFAULT_EPS = 1.4e-3
@@ -191,3 +195,85 @@ def gradient_norms(model: AnomalyModel, x: torch.Tensor, y=0, *, p: float = 1.0,
             xb = x[s:s + batch_size].to(dev)
             out.append(_input_grad(model, xb, _batch_labels(model, yy, xb, s)).flatten(1).norm(p=p, dim=1).cpu())
     return torch.cat(out)
+
+
+def _test_labels(y, n: int) -> np.ndarray:
+    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y).ravel()
+    if len(y) != n:
+        raise ValueError(f"{len(y)} labels for {n} test inputs; give one label per input")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 (normal) or 1 (anomalous)")
+    return y.astype(np.int64)
+
+
+def evaluate(model, x_test: torch.Tensor, y_test, *, calib_normal: torch.Tensor | None = None,
+             calib_anomalies: torch.Tensor | None = None, masks=None, eps: float | None = 1.4e-3, label=0,
+             n_bins: int = 10, batch_size: int = 256, progress: bool = False) -> dict[str, float]:
+    """The §4.2.2 evaluation of one model: unperturbed and perturbed AUROC (pixel AUROC and AUPRO), κ, ECE/MCE.
+
+    Detection models: ``auroc`` on ``(x_test, y_test)`` and ``auroc_perturbed`` after gradient
+    input perturbation with ``eps`` (skipped when ``eps`` is ``None``; label convention ``label``:
+    ``0`` or ``"predicted"``, never the test labels), plus ``kappa``.
+    Calibration (``ece``, ``mce``) is measured on a separate set: ``calib_normal`` (default: the
+    normal test inputs) labelled 0 and an **equal number** of held-out synthetic anomalies
+    ``calib_anomalies`` (never used for training or calibration) labelled 1 — the larger of the
+    two is cut to the size of the smaller. Without ``calib_anomalies`` ECE/MCE are NaN.
+
+    Pixel-wise models need ``masks`` ``(N, H, W)`` for ``x_test`` and give ``pixel_auroc``,
+    ``aupro`` (each also ``_perturbed``), ``pixel_ece`` and ``pixel_mce`` (every pixel of a
+    normal image labelled 0, of a synthetic anomaly 1).
+    """
+    if eps is not None and eps < 0:
+        raise ValueError(f"eps = {eps} must be >= 0 (or None to skip the perturbed evaluation)")
+    y = _test_labels(y_test, len(x_test))
+    if model.pixelwise and masks is None:
+        raise ValueError(f"{model.name} is pixel-wise: pass masks=(N, H, W) ground truth for x_test")
+    kw = dict(batch_size=batch_size, progress=progress)
+    out: dict[str, float] = {}
+    runs = [("", 0.0)] + ([("_perturbed", eps)] if eps else [])
+    for suffix, e in runs:
+        o = perturbed_outputs(model, x_test, eps=e, y=label, **kw)
+        if model.pixelwise:
+            out["pixel_auroc" + suffix] = M.pixel_auroc(masks, o.score)
+            out["aupro" + suffix] = M.aupro(masks, o.score)
+        else:
+            out["auroc" + suffix] = M.auroc(y, o.score)
+    if eps and not model.pixelwise:
+        out["kappa"] = M.kappa(out["auroc_perturbed"], out["auroc"])
+    elif eps and eps > 0:
+        out["kappa"] = M.kappa(out["pixel_auroc_perturbed"], out["pixel_auroc"])
+    if calib_anomalies is None:
+        key = ("pixel_" if model.pixelwise else "")
+        out[key + "ece"] = out[key + "mce"] = float("nan")
+        return out
+    normal = calib_normal if calib_normal is not None else x_test[torch.as_tensor(y == 0)]
+    m = min(len(normal), len(calib_anomalies))
+    eta0 = perturbed_outputs(model, normal[:m], eps=0.0, **kw).eta
+    eta1 = perturbed_outputs(model, calib_anomalies[:m], eps=0.0, **kw).eta
+    eta = torch.cat([eta0, eta1]).numpy()
+    lab = np.concatenate([np.zeros(eta0.shape), np.ones(eta1.shape)])
+    key = "pixel_" if model.pixelwise else ""
+    out[key + "ece"] = M.ece(lab, eta, n_bins)
+    out[key + "mce"] = M.mce(lab, eta, n_bins)
+    return out
+
+
+def auroc_vs_eps(model, x_test: torch.Tensor, y_test, eps_values, *, label=0, batch_size: int = 256,
+                 progress: bool = False) -> pd.DataFrame:
+    """AUROC of ``model`` on ``(x_test, y_test)`` after gradient input perturbation with each ``ε`` (§3.3).
+
+    ``label`` is the perturbation's label convention (``0`` or ``"predicted"``, see
+    :mod:`calad_lib.perturbation`); the test labels ``y_test`` are never used to perturb.
+
+    Detection models only; returns a DataFrame with columns ``eps``, ``auroc`` and ``kappa``
+    (relative to the unperturbed AUROC, which is always computed).
+    """
+    if model.pixelwise:
+        raise ValueError(f"{model.name} is pixel-wise; use evaluate(..., masks=...) for pixel AUROC and AUPRO")
+    y = _test_labels(y_test, len(x_test))
+    values = sorted({float(e) for e in eps_values} | {0.0})
+    if values[0] < 0:
+        raise ValueError(f"eps values must be >= 0, got {values[0]}")
+    aucs = [M.auroc(y, perturbed_outputs(model, x_test, eps=e, y=label, batch_size=batch_size, progress=progress).score)
+            for e in values]
+    return pd.DataFrame({"eps": values, "auroc": aucs, "kappa": M.kappa(np.array(aucs), aucs[0])})

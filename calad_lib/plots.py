@@ -6,9 +6,13 @@ the figure, with its alt text, and checks that it stays readable at the book's c
 """
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import seaborn as sns
+from PIL import Image
 
 from .paths import figures_dir, relative
 from .provenance import stamp
@@ -29,8 +33,6 @@ PALETTE = {
 
 def use_style() -> None:
     """A quiet, readable style (seaborn's ``whitegrid`` with book-sized fonts)."""
-    import seaborn as sns
-
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.95)
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight",
                          "figure.autolayout": False})
@@ -94,9 +96,6 @@ def savefig(fig: plt.Figure, name: str, *, alt: str, preset: str | None = None) 
     :func:`readability`; a figure whose fonts would render below :data:`MIN_FONT_PT` or that has
     more than :data:`MAX_PANELS_PER_ROW` panels side by side raises a :class:`FigureWarning`.
     """
-    import io
-    import warnings
-
     if not isinstance(alt, str) or len(alt.strip()) < 10:
         raise ValueError(f"figure {name}: give an alt text that says what the figure shows (alt=...)")
     info = stamp(preset)
@@ -112,8 +111,6 @@ def savefig(fig: plt.Figure, name: str, *, alt: str, preset: str | None = None) 
     fig.savefig(folder / f"{name}.pdf", metadata={"Title": name, "Subject": subject, "Creator": "calad"})
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi)
-    from PIL import Image
-
     width, height = Image.open(io.BytesIO(buf.getvalue())).size
     read = readability(fig, width)
     if read["min_font_pt"] < MIN_FONT_PT or read["panels_per_row"] > MAX_PANELS_PER_ROW:

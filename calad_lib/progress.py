@@ -10,11 +10,13 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 from typing import Iterable, TypeVar
 
+import torch
 from tqdm.std import tqdm
 
-__all__ = ["bar", "terminal_stream"]
+__all__ = ["bar", "terminal_stream", "Epochs"]
 
 T = TypeVar("T")
 _terminal: io.TextIOBase | None = None
@@ -45,3 +47,30 @@ def bar(iterable: Iterable[T] | None = None, *, desc: str | None = None, total: 
     stream = None if disable else terminal_stream()
     return tqdm(iterable, desc=desc, total=total, disable=stream is None, leave=leave, file=stream,
                 dynamic_ncols=True, **kwargs)
+
+
+class Epochs:
+    """The epochs of a training loop: a bar over them that also times each one.
+
+    ``for epoch in (loop := Epochs(n, desc=...)): ...; loop.show(loss=...)``; afterwards
+    ``loop.seconds`` holds the wall time of every epoch (CUDA work included: the device is
+    synchronised at the end of each).
+    """
+
+    def __init__(self, n: int, *, desc: str | None = None, progress: bool = True, device=None):
+        self.bar = bar(range(int(n)), desc=desc, disable=not progress, leave=False)
+        self.device = torch.device(device) if device is not None else None
+        self.seconds: list[float] = []
+
+    def __iter__(self):
+        for epoch in self.bar:
+            start = time.perf_counter()
+            yield epoch
+            if self.device is not None and self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.seconds.append(time.perf_counter() - start)
+
+    def show(self, **values) -> None:
+        """Values to show beside the bar (e.g. the epoch's mean loss); free when the bar is off."""
+        if not self.bar.disable:
+            self.bar.set_postfix(**values)

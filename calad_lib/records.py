@@ -27,8 +27,9 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from .paths import params_dir
+from .runs.store import atomic_write_text
 
-__all__ = ["MIME", "Record", "record", "tolerance", "from_notebook", "from_folder", "compare", "spreads",
+__all__ = ["MIME", "Record", "record", "finite", "tolerance", "from_notebook", "from_folder", "compare", "spreads",
            "format_table", "group_pattern", "propose_tolerances"]
 
 #: the MIME type of a record output in an executed notebook
@@ -80,6 +81,19 @@ def tolerance(chapter: str, name: str) -> tuple[float, float]:
         if fnmatch.fnmatchcase(key, rule["pattern"]):
             return float(rule.get("rtol", 0.0)), float(rule.get("atol", 0.0))
     return 0.0, 0.0
+
+
+def finite(tree: Mapping) -> dict:
+    """``tree`` (nested mappings of numbers) without its NaN and infinite leaves, which are not recorded."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            v = finite(v)
+            if v:
+                out[k] = v
+        elif math.isfinite(float(v)):
+            out[k] = float(v)
+    return out
 
 
 def _number(name: str, value: Any) -> float:
@@ -138,7 +152,6 @@ def _from_json(d: dict) -> Record:
 
 
 def _append(path: Path, records: list[Record]) -> None:
-    from .store import atomic_write_text
 
     data = json.loads(path.read_text()) if path.exists() else {}
     data.update({r.name: _as_json(r) for r in records})
@@ -213,7 +226,7 @@ def group_pattern(chapter: str, name: str) -> str:
     across models and methods), or the name itself when it has at most two parts."""
     parts = name.split("/")
     if parts[0] == "exact":
-        return f"*/exact/*"
+        return "*/exact/*"
     return f"{chapter}/{parts[0]}/*/{parts[-1]}" if len(parts) > 2 else f"{chapter}/{name}"
 
 

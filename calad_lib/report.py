@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-__all__ = ["table", "compare", "verdicts", "say", "status_of", "STATUS_COLOURS"]
+__all__ = ["table", "compare", "verdicts", "say", "status_of", "styled", "STATUS_COLOURS"]
 
 #: background and text colours of a verdict's status
 STATUS_COLOURS = {"holds": ("#dff0d8", "#1e5b1e"), "fails": ("#f8dcdc", "#8a1f1f"),
@@ -31,9 +31,10 @@ def _uuid(*parts) -> str:
     return f"c{h}"
 
 
-def _style(sty: Styler, df: pd.DataFrame, caption: str | None) -> Styler:
-    """Stable ids (from the table's shape, labels and place in the run, never its values, so a table
-    that shows the same digits renders to the same HTML on every CPU), the book's class, a caption."""
+def styled(sty: Styler, df: pd.DataFrame, caption: str | None) -> Styler:
+    """``sty`` (a Styler of ``df``) as the book shows tables: the book's class, a caption, and stable ids
+    (from the table's shape, labels and place in the run, never its values, so a table that shows
+    the same digits renders to the same HTML on every CPU)."""
     global _made
     _made += 1
     sty = sty.set_uuid(_uuid(caption, list(map(str, df.columns)), list(map(str, df.index)), df.shape, _made))
@@ -86,7 +87,7 @@ def table(df: pd.DataFrame, *, digits: int = 2, fmt: str | Mapping[str, str] | N
         sty = sty.apply(lambda _: mask.replace({True: "font-weight: 700", False: ""}), axis=None, subset=cols)
     if hide_index:
         sty = sty.hide(axis="index")
-    return _style(sty, df, caption)
+    return styled(sty, df, caption)
 
 
 def _delta_colour(d: float, scale: float) -> str:
@@ -169,7 +170,7 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, *, ref_name: str = "thesis", 
             sign.at[r, c] = _delta_colour(d if higher(r if best == "row" else c) else -d, scale)
     sty = cells.style.apply(lambda _: sign, axis=None)
     caption = caption or f"ours / {ref_name} (Δ = ours − {ref_name})"
-    return _style(sty, cells, caption)
+    return styled(sty, cells, caption)
 
 
 def status_of(verdict: str) -> str:
@@ -201,7 +202,7 @@ def verdicts(df: pd.DataFrame, *, column: str = "verdict", status: Callable[[str
     sty = sty.set_properties(**{"text-align": "left", "white-space": "normal"})
     if hide_index:
         sty = sty.hide(axis="index")
-    return _style(sty, df, caption)
+    return styled(sty, df, caption)
 
 
 def say(text: str) -> None:

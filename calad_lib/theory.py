@@ -25,6 +25,8 @@ import pandas as pd
 from scipy import integrate, optimize
 from scipy.special import expit, logit
 
+from . import metrics
+
 __all__ = ["BinaryLoss", "LOSSES", "conditional_risk", "risk_minimiser", "stationarity_residual",
            "calibration_term", "second_derivative", "check_sum_of_losses", "joint_vs_marginals",
            "derivative", "Verdict", "ToyForecaster", "population_calibration_error", "check_propriety",
@@ -439,8 +441,6 @@ def corrections_table(verdicts: list[Verdict]) -> pd.DataFrame:
 def toy_calibration_table(temperatures, sample_sizes, n_bins: int = 10, seed: int = 0) -> pd.DataFrame:
     """Population ECE/MCE of :class:`ToyForecaster` (exact) beside the binned sample estimates of
     ``calad.metrics`` on seeded samples of each size; one row per (temperature, sample size)."""
-    from . import metrics
-
     rows = []
     for t in temperatures:
         toy = ToyForecaster(t)

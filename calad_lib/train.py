@@ -9,29 +9,30 @@ z-score statistics are those of the given training images (the 3/4 training spli
 the full training data, §4.2.1). SVDD's centre c is the mean output of an initial
 forward pass over the training data (batch statistics, no augmentation).
 
-A trained model is saved under ``cache_dir()/models/<key>.pt``, ``key`` a hash of the
-whole :class:`TrainConfig`, fingerprints (SHA-256) of the training and OE tensors and
-:data:`CACHE_VERSION` and a fingerprint of the trainer's code (:data:`CODE`). A rerun loads it; a file that cannot be read or whose stored
-configuration or fingerprints differ is reported in one line and retrained.
+A trained model lives in the one model cache (:func:`calad_lib.runs.cached_fit`), keyed by
+the whole :class:`TrainConfig`, fingerprints (SHA-256) of the training and OE tensors,
+:data:`CACHE_VERSION` and a fingerprint of the trainer's code (:data:`CODE`). A rerun loads it; a
+file that cannot be read or whose stored configuration or fingerprints differ is reported in one
+line and retrained.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
-import numpy as np
 import torch
 
 from . import losses as _losses
+from .config import check_config
+from .data import Augment
 from .device import get_device, seed_everything
-from .paths import cache_dir
-from .model_cache import CacheWarning, ensure_writable, fingerprint, load_model, save_model
+from .progress import Epochs
 from .provenance import code_fingerprint
-from .store import config_key
+from .runs.cache import CacheWarning, cached_fit, fingerprint, load_model, model_path
 
 __all__ = ["TrainConfig", "train", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
            "DATASETS"]
@@ -39,7 +40,7 @@ __all__ = ["TrainConfig", "train", "load_cached", "cache_path", "fingerprint", "
 #: bump to retire cached models by hand; any change to the code in :data:`CODE` retires them too
 CACHE_VERSION = 1
 #: the code a trained model depends on: its fingerprint is part of the cache key
-CODE = ("calad_lib.train", "calad_lib.nets", "calad_lib.losses", "calad_lib.ssim", "calad_lib.data.augment")
+CODE = ("calad_lib.train", "calad_lib.nets", "calad_lib.losses", "calad_lib.data.augment")
 #: dataset kinds a configuration may name (``mvtec:bottle`` style names are accepted too)
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "mvtec", "mpdd", "textures", "custom")
 
@@ -84,37 +85,25 @@ class TrainConfig:
     weights: str | None = None
 
     def __post_init__(self):
-        if self.loss not in _losses.LOSSES:
-            _fail(f"unknown loss {self.loss!r}; choose one of {', '.join(_losses.LOSSES)}")
-        if not isinstance(self.dataset, str) or self.dataset.partition(":")[0] not in DATASETS:
+        check_config(self, "train")            # ranges: params/schema/configs/train.yaml
+        if self.dataset.partition(":")[0] not in DATASETS:
             _fail(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)} (optionally 'kind:class')")
-        for name in ("seed", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                _fail(f"{name} must be an integer, got {value!r}")
-        if self.epochs < 1:
-            _fail(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 2 or (self.loss in _losses.SUPERVISED and self.batch_size < 4):
-            _fail(f"batch_size must be >= 2 (>= 4 for supervised losses), got {self.batch_size}")
-        try:
-            ms = tuple(int(m) for m in self.milestones)
-        except (TypeError, ValueError):
-            _fail(f"milestones must be a sequence of epochs, got {self.milestones!r}")
-        if any(m < 1 for m in ms) or list(ms) != sorted(set(ms)):
-            _fail(f"milestones must be increasing positive epochs, got {self.milestones!r}")
+        if self.loss in _losses.SUPERVISED and self.batch_size < 4:
+            _fail(f"batch_size must be >= 4 for supervised losses (half of each batch is OE), got {self.batch_size}")
+        ms = tuple(int(m) for m in self.milestones)
+        if list(ms) != sorted(set(ms)):
+            _fail(f"milestones must be increasing epochs, got {self.milestones!r}")
         object.__setattr__(self, "milestones", ms)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            _fail(f"lr must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            _fail(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.split not in ("train", "full"):
-            _fail(f"split must be 'train' (3/4, to be calibrated) or 'full', got {self.split!r}")
-        if not 0 <= self.jitter < 1 or self.noise_std < 0:
-            _fail(f"need 0 <= jitter < 1 and noise_std >= 0, got jitter={self.jitter}, noise_std={self.noise_std}")
-        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 8):
-            _fail(f"crop must be None or an integer >= 8, got {self.crop!r}")
         if self.weights is not None and self.loss != "fcdd":
             _fail("weights (a local VGG11-BN file) only applies to the fcdd loss; set weights=None")
+
+    @classmethod
+    def from_params(cls, params: Mapping, **fields) -> "TrainConfig":
+        """The configuration of ``params`` (validated chapter parameters or another run configuration, a
+        mapping or a dataclass): every field of :class:`TrainConfig` found there, ``fields`` overriding."""
+        values = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in values.items() if k in names}, **fields})
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -142,27 +131,15 @@ def _identity(cfg: TrainConfig, normal, oe) -> dict:
             "oe": fingerprint(oe) if uses_oe else None, "weights": _weights_fingerprint(cfg.weights)}
 
 
-def _path(cfg: TrainConfig, ident: dict) -> Path:
-    return cache_dir() / "models" / f"{cfg.loss}_{config_key(ident)}.pt"
-
-
 def cache_path(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None) -> Path:
     """Where the model of ``cfg`` trained on ``normal`` (and ``oe``) is cached."""
-    return _path(cfg, _identity(cfg, normal, oe))
+    return model_path(cfg.loss, _identity(cfg, normal, oe))
 
 
 def _build(payload: dict) -> torch.nn.Module:
     spec = dict(payload["spec"])
     spec["in_shape"] = tuple(spec["in_shape"])
     return _losses.build_model(**spec)
-
-
-def _load(path: Path, ident: dict, device) -> torch.nn.Module | None:
-    return load_model(path, ident, _build, device)
-
-
-def _save(path: Path, model, ident: dict) -> None:
-    save_model(path, model, ident, spec=model.spec, fit=model.fit_info)
 
 
 def _check_data(cfg: TrainConfig, normal, oe) -> None:
@@ -194,7 +171,7 @@ def load_cached(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None 
     """The cached model of ``cfg`` on this data (eval mode), or ``None`` if there is no usable one."""
     _check_data(cfg, normal, oe)
     ident = _identity(cfg, normal, oe)
-    return _load(_path(cfg, ident), ident, get_device(device))
+    return load_model(model_path(cfg.loss, ident), ident, _build, get_device(device))
 
 
 def train(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None, *, progress: bool = True,
@@ -203,26 +180,17 @@ def train(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None
 
     ``oe``: outlier-exposure images of the same shape, required by supervised losses
     (``hsc``, ``logistic``, ``fcdd``, ``unet``) and ignored by the others. Returns the
-    model in eval mode on ``device`` (default :func:`calad_lib.device.get_device`).
+    model in eval mode on ``device`` (default :func:`calad_lib.device.get_device`), with
+    ``model.fit_info`` (:func:`calad_lib.runs.cached_fit`): ``cached``, and from the run that
+    trained it ``epoch_seconds``, ``images_per_epoch``, ``device`` and ``threads``.
     """
     if not isinstance(cfg, TrainConfig):
         _fail(f"cfg must be a calad.train.TrainConfig, got {type(cfg).__name__}")
     _check_data(cfg, normal, oe)
     dev = get_device(device)
-    ident = _identity(cfg, normal, oe)
-    path = _path(cfg, ident)
-    if cache:
-        model = _load(path, ident, dev)
-        if model is not None:
-            model.fit_info = {**model.fit_info, "cached": True}
-            return model
-        ensure_writable(path.parent, "cache")   # before training, not after
-    model = _fit(cfg, normal, oe if cfg.loss in _losses.SUPERVISED else None, dev, progress)
-    if cache:
-        _save(path, model, ident)
-    model.fit_info = {**model.fit_info, "cached": False}
-    return model
-
+    oe = oe if cfg.loss in _losses.SUPERVISED else None
+    return cached_fit(cfg.loss, _identity(cfg, normal, oe), _build, lambda: _fit(cfg, normal, oe, dev, progress),
+                      device=dev, cache=cache, extra=lambda model: {"spec": model.spec})
 
 
 # --- the training loop ---------------------------------------------------------------------
@@ -237,8 +205,6 @@ def _make_augment(cfg: TrainConfig):
     """The batch augmentation of §4.2.1 (``None`` when ``cfg.augment`` is off)."""
     if not cfg.augment:
         return None
-    from .data import Augment
-
     return Augment(jitter=cfg.jitter, noise_std=cfg.noise_std, hflip=cfg.hflip, crop=cfg.crop)
 
 
@@ -264,8 +230,6 @@ def _initial_center(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device, progress: bool):
-    from .progress import bar as progress_bar
-
     g = seed_everything(cfg.seed)                                    # CPU generator: orders
     g_aug = torch.Generator(device=device).manual_seed(cfg.seed + 1)  # device generator: augmentation
     x = normal.to(device=device, dtype=torch.float32)
@@ -287,11 +251,9 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
     amp = cfg.amp and device.type == "cuda"
     oe_order, oe_pos = None, 0
     model.train()
-    bar = progress_bar(range(cfg.epochs), desc=f"{cfg.loss} {cfg.dataset}:{cfg.normal_class} seed {cfg.seed}",
-               disable=not progress, leave=False)
-    epoch_seconds = []
-    for _ in bar:
-        t0 = time.perf_counter()
+    loop = Epochs(cfg.epochs, desc=f"{cfg.loss} {cfg.dataset}:{cfg.normal_class} seed {cfg.seed}",
+                  progress=progress, device=device)
+    for _ in loop:
         order = torch.randperm(len(x), generator=g).to(device)
         total = torch.zeros((), device=device)
         for a, b in batches:
@@ -316,12 +278,8 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
             total += loss.detach()
         sched.step()
         if progress:
-            bar.set_postfix(loss=f"{float(total) / len(batches):.4g}")
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        epoch_seconds.append(time.perf_counter() - t0)
+            loop.show(loss=f"{float(total) / len(batches):.4g}")
     model.to(memory_format=torch.contiguous_format)
     model.eval()
-    model.fit_info = {"epoch_seconds": epoch_seconds, "device": str(device), "threads": torch.get_num_threads(),
-                      "images_per_epoch": 2 * len(x) if supervised else len(x)}
+    model.fit_info = {"epoch_seconds": loop.seconds, "images_per_epoch": 2 * len(x) if supervised else len(x)}
     return model

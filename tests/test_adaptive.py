@@ -8,10 +8,11 @@ from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
 
 import calad_lib as calad
-from calad_lib.adaptive import (BrightnessModel, LocalCalibrator, LocationPlatt,
-                                calibrate_adaptive, calibrate_adaptive_set, context_features, network_features,
-                                paste_patches, position_features, toy_case, within_image_rank_corr)
-from calad_lib.calibration import PlattScaling, calibrate
+from calad_lib.calibration import (LocalCalibrator, LocationPlatt, NotFittedError, PlattScaling, calibrate,
+                                   context_features, network_features, position_features)
+from calad_lib.localization import BrightnessModel, toy_case
+from calad_lib.metrics import within_image_rank_corr
+from calad_lib.synthesis import paste_patches
 from calad_lib.perturbation import perturb
 
 
@@ -164,8 +165,9 @@ def test_platt_cannot_reorder_pixels_within_an_image():
 def test_adaptive_model_is_an_anomaly_model_that_perturbation_can_use():
     base = BrightnessModel()
     normal, source = _noise(20, size=16), _noise(20, size=16, mean=0.7, seed=1)
-    model = calibrate_adaptive(base, "local", normal=normal, anomalous=source, n=20, augment=False, progress=False)
-    assert model.pixelwise and model.name.startswith("local[") and model.name.endswith("[brightness]")
+    model = calibrate(base, "local", normal=normal, anomalous=source, n=20, anomalies="pasted", augment=False,
+                      progress=False)
+    assert model.pixelwise and model.name == "local_context+position[brightness]"
     x = _noise(4, size=16, seed=3)
     o = model.outputs(x)
     assert o.logit.shape == (4, 16, 16) and torch.allclose(o.eta, torch.sigmoid(o.logit))
@@ -179,22 +181,32 @@ def test_adaptive_model_is_an_anomaly_model_that_perturbation_can_use():
 def test_one_pass_fits_the_same_calibrators_as_separate_passes():
     base = BrightnessModel()
     normal, source = _noise(10, size=12), _noise(10, size=12, mean=0.7, seed=1)
-    kw = dict(normal=normal, anomalous=source, n=16, augment=False, seed=4, progress=False, batch_size=8)
-    both = calibrate_adaptive_set(base, {"a": ("local", ("logit", "context"), None),
-                                         "b": ("local", ("logit", "position"), None)}, **kw)
-    a = calibrate_adaptive(base, "local", features=("logit", "context"), **kw)
-    b = calibrate_adaptive(base, "local", features=("logit", "position"), **kw)
+    kw = dict(normal=normal, anomalous=source, n=16, anomalies="pasted", augment=False, seed=4, progress=False,
+              batch_size=8)
+
+    def local(features):
+        return LocalCalibrator(features, seed=4)
+
+    both = calibrate(base, {"a": local(("logit", "context")), "b": local(("logit", "position")),
+                            "platt": PlattScaling()}, **kw)
+    a = calibrate(base, {"a": local(("logit", "context"))}, **kw)["a"]
+    b = calibrate(base, {"b": local(("logit", "position"))}, **kw)["b"]
+    platt = calibrate(base, "platt", **kw)
     x = _noise(3, size=12, seed=5)
-    assert torch.allclose(both["a"].logit(x), a.logit(x), atol=1e-5)
+    assert torch.allclose(both["a"].logit(x), a.logit(x), atol=1e-5)      # another calibrator does not change the draws
     assert torch.allclose(both["b"].logit(x), b.logit(x), atol=1e-5)
+    assert both["platt"].calibrator.coefficients() == platt.calibrator.coefficients()
+    # forward passes in smaller batches than the draws give the same fit
+    small = calibrate(base, {"a": local(("logit", "context"))}, forward_batch=3, **kw)["a"]
+    assert torch.allclose(small.logit(x), a.logit(x), atol=1e-6)
 
 
 def test_head_on_network_features_fits_and_applies():
     model = calad.losses.build_model("fcdd", (3, 32, 32), net="fcdd_small").eval()
     normal, source = torch.rand(3, 3, 32, 32) * 0.2, torch.rand(3, 3, 32, 32)
-    head = calibrate_adaptive(model, "local", features=("logit", "network"), normal=normal, anomalous=source, n=3,
-                              augment=False, progress=False, calibrator_kw={"l2": 1e-2})
-    assert len(head.calibrator.w_) == 1 + 128
+    head = calibrate(model, {"net": LocalCalibrator(("logit", "network"), l2=1e-2)}, normal=normal, anomalous=source,
+                     n=3, anomalies="pasted", augment=False, progress=False)["net"]
+    assert len(head.calibrator.w_) == 1 + 128 and head.calibrator.reads == "feature_maps"
     assert head.outputs(torch.rand(2, 3, 32, 32)).logit.shape == (2, 32, 32)
 
 
@@ -202,14 +214,17 @@ def test_bad_arguments_are_rejected_in_one_line():
     base = BrightnessModel()
     with pytest.raises(ValueError, match="unknown feature group"):
         LocalCalibrator(("logit", "colour"))
-    with pytest.raises(ValueError, match="unknown adaptive calibrator"):
-        calibrate_adaptive(base, "isotonic", normal=_noise(2), anomalous=_noise(2), progress=False)
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        calibrate(base, "isotonic", normal=_noise(2), anomalous=_noise(2), progress=False)
     det = calad.losses.build_model("svdd", (1, 28, 28), net="lenet28")
     with pytest.raises(ValueError, match="pixel-wise"):
-        calibrate_adaptive(det, normal=torch.rand(2, 1, 28, 28), anomalous=torch.rand(2, 1, 28, 28), progress=False)
+        calibrate(det, "local", normal=torch.rand(2, 1, 28, 28), anomalous=torch.rand(2, 1, 28, 28), progress=False)
+    with pytest.raises(ValueError, match="pixel-wise"):
+        calibrate(det, "platt", anomalies="pasted", normal=torch.rand(2, 1, 28, 28), anomalous=torch.rand(2, 1, 28, 28),
+                  progress=False)
     with pytest.raises(ValueError, match="both normal"):
         LocalCalibrator().fit(torch.randn(2, 4, 4), torch.zeros(2))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         LocationPlatt().transform(torch.zeros(1, 2, 2))
     with pytest.raises(ValueError, match="unknown toy case"):
         toy_case("stripes")

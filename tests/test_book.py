@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from calad_lib import book
+from calad_lib.tooling import book
 from calad_lib.paths import build_dir, notebooks_dir
 
 import reader_checks

@@ -304,4 +304,4 @@ def test_constant_logits_give_the_base_rate_with_one_warning(make):
         cal = make().fit(np.full(50, 0.7), y)
     assert len(caught) == 1 and "\n" not in str(caught[0].message)
     np.testing.assert_allclose(cal.predict_proba(np.array([-3.0, 0.7, 9.0])), 0.2, atol=1e-6)
-    assert all(abs(v) < 10 for v in cal.params().values())
+    assert all(abs(v) < 10 for v in cal.coefficients().values())

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calad_lib import claims as Cl
-from calad_lib import grid as G
-from calad_lib.experiment import METHODS
+from calad_lib.detection import claims as Cl
+from calad_lib import detection as G
+from calad_lib.detection.experiment import METHODS
 
 
 def _rows(fpr: dict[str, float], experiments: int = 4, normal: int = 500) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+import calad_lib as calad
 from calad_lib import config
 from calad_lib.paths import notebooks_dir, params_dir
 
@@ -91,12 +92,12 @@ def test_overrides_parse_as_yaml():
 def test_setup_rejects_injected_unknown_parameter():
     ns = {**config.load_preset("01_theory", "smoke"), "n_etaa": 3, "np": __import__("numpy")}
     with pytest.raises(config.ParameterError, match="unknown parameter 'n_etaa'"):
-        config.setup("01_theory", ns, quiet=True)
+        calad.setup("01_theory", ns, quiet=True)
 
 
 def test_cli_rejects_bad_parameter_before_running(tmp_path):
     env_out = tmp_path / "build"
-    proc = subprocess.run([sys.executable, "-m", "calad_lib.cli", "run", "01", "--preset", "smoke", "-p", "n_eta=-1"],
+    proc = subprocess.run([sys.executable, "-m", "calad_lib.tooling.cli", "run", "01", "--preset", "smoke", "-p", "n_eta=-1"],
                           capture_output=True, text=True, env={**__import__("os").environ, "CALAD_BUILD": str(env_out)})
     assert proc.returncode == 2
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
@@ -106,7 +107,22 @@ def test_cli_rejects_bad_parameter_before_running(tmp_path):
 
 def test_schema_files_document_every_parameter():
     for path in (params_dir() / "schema").glob("*.yaml"):
-        spec = yaml.safe_load(path.read_text())
+        spec = config.schema(path.stem)              # rules written as {from: <config>.<field>} resolved
+        raw = yaml.safe_load(path.read_text())
         for key, rule in spec.items():
             assert "type" in rule, f"{path.name}: {key} needs a type"
-            assert rule.get("doc"), f"{path.name}: {key} needs a doc line"
+            assert raw.get(key, rule).get("doc"), f"{path.name}: {key} needs a doc line of its own"
+    for path in (params_dir() / "schema" / "configs").glob("*.yaml"):
+        for key, rule in config.config_schema(path.stem).items():
+            assert "type" in rule and rule.get("doc"), f"configs/{path.name}: {key} needs a type and a doc line"
+
+
+def test_a_range_is_written_once_for_the_chapter_and_its_run_configuration():
+    """Chapter 05's epochs and the trainer's are one rule: a value the chapter accepts, the trainer accepts."""
+    ch = config.schema("05_detection")
+    assert ch["epochs"] == {**config.config_schema("train")["epochs"], "doc": ch["epochs"]["doc"]}
+    assert ch["lr"]["gt"] == 0 and "min" not in ch["lr"]
+    with pytest.raises(config.ParameterError, match="'lr' = 0.0 is not above the bound"):
+        config.resolve_params("05_detection", "smoke", {"lr": 0.0})
+    with pytest.raises(config.ParameterError, match="TrainConfig 'lr' = 0.0 is not above the bound"):
+        calad.train.TrainConfig(loss="svdd", dataset="fashion_mnist", lr=0.0)

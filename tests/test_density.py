@@ -9,7 +9,8 @@ import torch
 from scipy import stats
 
 import calad_lib as calad
-from calad_lib import density as D
+from calad_lib.uncertainty import density as D
+from calad_lib.uncertainty import likelihood as LK
 from calad_lib.train import CacheWarning
 
 pytestmark = pytest.mark.usefixtures("one_thread", "model_cache")
@@ -188,42 +189,42 @@ def test_background_training_is_seeded():
 
 
 def test_simple_images():
-    d = D.simple_images("digits", 10, seed=1)
+    d = LK.simple_images("digits", 10, seed=1)
     assert d.shape == (10, 1, 28, 28) and d.dtype == torch.float32
     assert d[..., :4, :].abs().max() == 0 and d[..., :, -4:].abs().max() == 0    # MNIST's 4-pixel border
     assert d.max() > 0.9
-    c = D.simple_images("constant", 6, seed=2)
+    c = LK.simple_images("constant", 6, seed=2)
     assert torch.equal(c.amin(dim=(1, 2, 3)), c.amax(dim=(1, 2, 3)))
-    s = D.simple_images("smooth", 4, seed=3)
+    s = LK.simple_images("smooth", 4, seed=3)
     assert s.amin(dim=(1, 2, 3)).max() == 0 and s.amax(dim=(1, 2, 3)).min() == pytest.approx(1.0)
     # smooth images: neighbouring pixels are strongly correlated, unlike uniform noise
     corr = np.corrcoef(s[:, 0, :, :-1].flatten(), s[:, 0, :, 1:].flatten())[0, 1]
     assert corr > 0.9
-    assert torch.equal(D.simple_images("smooth", 4, seed=3), s)
+    assert torch.equal(LK.simple_images("smooth", 4, seed=3), s)
     with pytest.raises(ValueError, match="unknown simple image kind"):
-        D.simple_images("mnist", 3)
-    assert calad.density.SIMPLE_KINDS == ("digits", "constant", "smooth")
+        LK.simple_images("mnist", 3)
+    assert LK.SIMPLE_KINDS == ("digits", "constant", "smooth")
 
 
 def test_ood_sources_shapes_and_in_distribution_draw():
     test = torch.rand(50, 1, 28, 28)
     g = torch.Generator().manual_seed(0)
-    src = D.ood_sources(test, 6, seed=1, generator=g)
-    assert list(src) == list(D.SOURCE_KEYS) and next(iter(src)) == D.IN_DISTRIBUTION
+    src = LK.ood_sources(test, 6, seed=1, generator=g)
+    assert list(src) == list(LK.SOURCE_KEYS) and next(iter(src)) == LK.IN_DISTRIBUTION
     for x in src.values():
         assert x.shape == (6, 1, 28, 28) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     # the in-distribution draw is a seeded subset of the test images
     picked = torch.randperm(50, generator=torch.Generator().manual_seed(0))[:6]
-    assert torch.equal(src[D.IN_DISTRIBUTION], test[picked])
-    np.testing.assert_allclose(D.bits_per_dim([-784 * np.log(2)]), [1.0])
+    assert torch.equal(src[LK.IN_DISTRIBUTION], test[picked])
+    np.testing.assert_allclose(LK.bits_per_dim([-784 * np.log(2)]), [1.0])
 
 
 def test_detection_table_and_verdicts():
     rng = np.random.default_rng(0)
     test = rng.normal(-100, 1, 200)
-    lp = {D.IN_DISTRIBUTION: test, "easy": test + 50, "hard": test - 50}          # "easy" is *more* likely
+    lp = {LK.IN_DISTRIBUTION: test, "easy": test + 50, "hard": test - 50}          # "easy" is *more* likely
     logp = {"model": lp, "local background": {k: v + (60 if k == "easy" else 0) for k, v in lp.items()}}
-    tab = D.detection_table(logp, test)
+    tab = LK.detection_table(logp, test)
     assert list(tab.index) == ["easy", "hard"]
     assert list(tab.columns) == ["bits/dim", "above test median", "likelihood", "typicality", "ratio (local bg)"]
     assert tab.loc["easy", "likelihood"] == 0.0 and tab.loc["hard", "likelihood"] == 1.0
@@ -231,9 +232,9 @@ def test_detection_table_and_verdicts():
     # the background finds "easy" far more likely than the model does: the ratio flags it; where the
     # background equals the model ("hard"), the ratio is blind (AUROC 0.5), clearly worse than the likelihood
     assert tab.loc["easy", "ratio (local bg)"] == 1.0 and tab.loc["hard", "ratio (local bg)"] == 0.5
-    v = D.statistic_verdicts(tab).set_index("key")
+    v = LK.statistic_verdicts(tab).set_index("key")
     assert list(v.index) == ["a1", "typicality", "ratio_local_bg"]
     assert v.loc["a1", "verdict"].startswith("holds: 1 of 2") and v.loc["a1", "count"] == 1
     assert v.loc["typicality", "verdict"].startswith("holds")
     assert v.loc["ratio_local_bg", "verdict"].startswith("mixed") and "hard" in v.loc["ratio_local_bg", "detail"]
-    assert D.statistic_key("ratio (perturbed bg)") == "ratio_perturbed_bg"
+    assert LK.statistic_key("ratio (perturbed bg)") == "ratio_perturbed_bg"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from calad_lib import estimation_error as E
+from calad_lib.uncertainty import estimation_error as E
 
 
 def _talk_models():

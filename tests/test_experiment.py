@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import calad_lib as calad
-from calad_lib.experiment import METHODS, THESIS_METHODS, ExperimentConfig, prepare, run_experiment
+from calad_lib.detection.experiment import METHODS, THESIS_METHODS, ExperimentConfig, prepare, run_experiment
 
 TINY = dict(dataset="fashion_mnist", normal_class=1, loss="svdd", seed=3, epochs=1, milestones=(), lr=1e-3,
             batch_size=32, n_train=160, n_calib=128, n_test_normal=80, n_test_anomalous=80, n_heldout=80, n_oe=128,
@@ -16,12 +16,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(loss="fcdd"), "unknown detection loss 'fcdd'"),
-    (dict(dataset="mnist"), "unknown dataset 'mnist'"),
-    (dict(alpha=1.5), "alpha must lie in"),
-    (dict(eps=-0.1), "eps must be a finite number"),
-    (dict(n_calib=0), "n_calib must be a positive integer"),
-    (dict(n_train=True), "n_train must be a positive integer or None"),
+    (dict(loss="fcdd"), "'loss' = 'fcdd' is not a known choice; allowed: .*svdd"),
+    (dict(dataset="mnist"), "'dataset' = 'mnist' is not a known choice"),
+    (dict(alpha=1.5), "'alpha' = 1.5 is above the maximum"),
+    (dict(eps=-0.1), "'eps' = -0.1 is below the minimum"),
+    (dict(eps=float("nan")), "'eps' = nan is not a finite number"),
+    (dict(n_calib=0), "'n_calib' = 0 is below the minimum"),
+    (dict(n_train=True), "'n_train' = True is not an integer"),
 ])
 def test_bad_configuration_fails_in_one_line(bad, match):
     with pytest.raises(ValueError, match=match) as err:
@@ -61,7 +62,7 @@ def test_rows_match_independent_evaluation(tiny):
     for method in ("fully_trained", "base", "calhead_spectral", "platt_oe", "beta_naive_spectral"):
         model = models[method]
         src = "spectral" if method.endswith("spectral") else "oe"
-        ref = calad.metrics.evaluate(model, d["test_x"], d["test_y"], calib_normal=normal,
+        ref = calad.perturbation.evaluate(model, d["test_x"], d["test_y"], calib_normal=normal,
                                      calib_anomalies=syn["heldout"][src][:len(normal)], eps=cfg.eps)
         for key in ("auroc", "auroc_perturbed", "kappa", "ece", "mce"):
             assert rows[method][key] == pytest.approx(ref[key], abs=1e-6), (method, key)
@@ -83,7 +84,7 @@ def test_shared_calibration_pass_equals_calibrate(tiny):
         ref = calad.calibration.calibrate(models["base"], method, normal=d["calib"], anomalous=syn["calib"][src],
                                           n=cfg.n_calib, augment=aug, augment_anomalous=src == "oe", seed=cfg.seed,
                                           progress=False)
-        assert models[f"{method}_{src}"].calibrator.params() == pytest.approx(ref.calibrator.params(), rel=1e-12)
+        assert models[f"{method}_{src}"].calibrator.coefficients() == pytest.approx(ref.calibrator.coefficients(), rel=1e-12)
 
 
 @pytest.mark.slow
@@ -117,7 +118,7 @@ def test_monotone_calibrators_keep_the_base_ranking(tiny):
 
 def test_heldout_anomalies_are_disjoint_from_calibration_ones():
     cfg = ExperimentConfig(**TINY)
-    from calad_lib.experiment import _data, _synthetic
+    from calad_lib.detection.experiment import _data, _synthetic
 
     syn = _synthetic(cfg, _data(cfg))
     for src in ("oe", "spectral"):

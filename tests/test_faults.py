@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import calad_lib as calad
-from calad_lib import cli, config, device, runner
+from calad_lib import config, device
+from calad_lib.tooling import cli, runner
 from calad_lib.data import DataCorrupted, read_idx, write_idx
 
 

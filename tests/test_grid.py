@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 import calad_lib as calad
-from calad_lib import grid as G
-from calad_lib.claims import claims
-from calad_lib.experiment import METHOD_LABELS, THESIS_METHODS
+from calad_lib import detection as G
+from calad_lib.detection.claims import claims
+from calad_lib.detection.experiment import METHOD_LABELS, THESIS_METHODS
 from calad_lib.paths import repo_root
-from calad_lib.store import ResultStore
+from calad_lib.runs import ResultStore
 
 METRIC_COLS = ["auroc", "auroc_perturbed", "kappa", "ece", "mce", "ece_oe", "mce_spectral", "conformal_fpr",
                "bh_fdr", "bh_power"]
@@ -61,7 +61,7 @@ def test_thesis_layouts():
 
 # --- planning and validation --------------------------------------------------------------------------
 def _params(**overrides) -> dict:
-    return dict(calad.runner.resolve_params(G.CHAPTER, "smoke", overrides))
+    return dict(calad.config.resolve_params(G.CHAPTER, "smoke", overrides))
 
 
 def test_plan_expands_and_validates_before_any_work():
@@ -87,7 +87,7 @@ def test_missing_dataset_stops_with_the_loader_message(tmp_path, monkeypatch):
 
 def test_cli_reports_a_missing_dataset_in_one_line(tmp_path):
     env = {**os.environ, "CALAD_DATA": str(tmp_path), "CALAD_RESULTS": str(tmp_path / "r")}
-    out = subprocess.run([sys.executable, "-m", "calad_lib.cli", "grid", "--preset", "smoke", "-p", "dataset=cifar10"],
+    out = subprocess.run([sys.executable, "-m", "calad_lib.tooling.cli", "grid", "--preset", "smoke", "-p", "dataset=cifar10"],
                          capture_output=True, text=True, env=env, cwd=repo_root(), timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip().startswith("calad: error: cifar10 not found") and out.stderr.count("\n") == 1
@@ -211,6 +211,23 @@ def reference(tmp_path_factory):
     return configs, run.frame()
 
 
+@pytest.mark.slow
+def test_rows_say_whether_the_models_came_from_the_cache(reference, tmp_path, monkeypatch):
+    configs, ref = reference
+    assert not ref["base_cached"].any() and not ref["fully_trained_cached"].any()     # trained by that run
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CALAD_CACHE", str(cache))
+    G.run_grid(configs[:1], preset="test", store=ResultStore(tmp_path / "a"), threads=1, progress=False)
+    models = sorted((cache / "models").glob("svdd_*.pt"))
+    models[0].write_bytes(b"not a model any more")               # one of the two cached models is damaged
+    with pytest.warns(calad.runs.CacheWarning, match="unreadable"):
+        again = G.run_grid(configs[:1], preset="test", store=ResultStore(tmp_path / "b"), threads=1,
+                           progress=False).frame()
+    flags = again[["base_cached", "fully_trained_cached"]].drop_duplicates()
+    assert len(flags) == 1 and sorted(flags.iloc[0].tolist()) == [False, True]    # what happened, not what existed
+    assert (again["base_epoch_seconds"] > 0).all()
+
+
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a = a.sort_values(["run_key", "method"]).reset_index(drop=True)
     b = b.sort_values(["run_key", "method"]).reset_index(drop=True)
@@ -234,11 +251,12 @@ def test_dask_local_cluster_gives_the_local_results(reference, tmp_path, monkeyp
 def test_sigkill_then_rerun_skips_finished_experiments(reference, tmp_path):
     _, ref = reference
     preset = {**yaml.safe_load((repo_root() / "params/smoke/05_detection.yaml").read_text()), **TINY,
-              "preset": "resume"}
+              "preset": "resume", "threads": None}
     path = tmp_path / "resume.yaml"
     path.write_text(yaml.safe_dump(preset))
-    env = {**os.environ, "CALAD_CACHE": str(tmp_path / "cache"), "CALAD_RESULTS": str(tmp_path / "results")}
-    cmd = [sys.executable, "-m", "calad_lib.cli", "grid", "--preset", str(path), "-q"]
+    env = {**os.environ, "CALAD_CACHE": str(tmp_path / "cache"), "CALAD_RESULTS": str(tmp_path / "results"),
+           "CALAD_THREADS": "1"}           # honoured by `calad grid`: the rows record it
+    cmd = [sys.executable, "-m", "calad_lib.tooling.cli", "grid", "--preset", str(path), "-q"]
     store = tmp_path / "results" / G.CHAPTER / "resume"
     proc = subprocess.Popen(cmd, env=env, cwd=repo_root(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -255,4 +273,6 @@ def test_sigkill_then_rerun_skips_finished_experiments(reference, tmp_path):
     assert (ran, done) == (2 - len(finished), len(finished))
     for p, mtime in {**finished, **models}.items():                # neither rewritten nor retrained
         assert p.stat().st_mtime_ns == mtime, p.name
-    _same(ResultStore(store).frame(), ref)
+    rows = ResultStore(store).frame()
+    _same(rows, ref)
+    assert set(rows["threads"]) == {1} and "1 thread(s) per experiment" in out.stdout

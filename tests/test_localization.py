@@ -1,16 +1,20 @@
 """Localization experiment pieces (thesis §4.2, §4.3.2, Table 4.3, App. C): configs, the thesis' tables,
-a tiny end-to-end run checked against calad.metrics.evaluate and calad.calibration.calibrate, tables and verdicts."""
+a tiny end-to-end run checked against calad.perturbation.evaluate and calad.calibration.calibrate, tables and verdicts."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 import torch
 
 import calad_lib as calad
 from calad_lib import localization as L
-from calad_lib import localization_tables as LT
-from calad_lib.adaptive import BrightnessModel
+from calad_lib import localization as LT
+from calad_lib.localization import BrightnessModel
+from calad_lib.scoring import SharedOutputs
 from calad_lib.calibration import calibrate
 
 
@@ -19,8 +23,8 @@ def test_config_validates_in_one_line():
     cfg = L.LocalizationConfig("textures:weave", "unet", methods=["base", "platt_oe"])
     assert cfg.methods == ("base", "platt_oe") and cfg.class_name == "weave"
     assert cfg.as_dict()["version"] == L.RESULTS_VERSION
-    for kw, fragment in [(dict(loss="svdd"), "unknown localization loss"),
-                         (dict(methods=("isotonic",)), "unknown method"),
+    for kw, fragment in [(dict(loss="svdd"), "'loss' = 'svdd' is not a known choice"),
+                         (dict(methods=("isotonic",)), "'methods'\\[0\\] = 'isotonic' is not a known choice"),
                          (dict(dataset="cifar10"), "localization needs"), (dict(epochs=0), "epochs"),
                          (dict(n_test=2), "n_test")]:
         args = {"dataset": "textures:weave", "loss": "fcdd", **kw}
@@ -51,7 +55,7 @@ def test_table_4_3_is_the_average_of_the_appendix_c_tables():
                     rows = c[(c.perturbed == pert) & (c["class"] != "Average")][list(L.PAPER_METHODS)]
                     avg = c[(c.perturbed == pert) & (c["class"] == "Average")][list(L.PAPER_METHODS)].iloc[0]
                     np.testing.assert_allclose(rows.mean().to_numpy(), avg.to_numpy(), atol=0.011)   # rounding
-                    th = t[(t.dataset == dataset) & (t.loss == L._THESIS_LOSS[loss]) & (t.metric == metric)
+                    th = t[(t.dataset == dataset) & (t.loss == L.tables._THESIS_LOSS[loss]) & (t.metric == metric)
                            & (t.perturbed == pert)][list(L.PAPER_METHODS)].iloc[0]
                     np.testing.assert_allclose(avg.to_numpy(), th.to_numpy(), atol=1e-9)
     lay = LT.thesis_layout()
@@ -182,7 +186,7 @@ def test_tiny_run_matches_the_library_protocol(tiny_run):
     good = d.test_x[d.test_y == 0]
     by = {r["method"]: r for r in rows}
     for method in ("platt_spectral", "local_spectral", "fully_trained"):
-        ref = calad.metrics.evaluate(p.models[method], d.test_x, d.test_y, calib_normal=good,
+        ref = calad.perturbation.evaluate(p.models[method], d.test_x, d.test_y, calib_normal=good,
                                      calib_anomalies=p.eval_anomalies, masks=d.test_masks[:, 0], eps=cfg.eps)
         for k, v in ref.items():
             assert by[method][k] == pytest.approx(v, abs=1e-6), (method, k)
@@ -193,22 +197,24 @@ def test_shared_logit_fits_equal_calibrate(tiny_run):
     base = p.models["base"]
     spec = calad.synthesis.spectral(cfg.n_calib, 3, cfg.size, seed=10_000 + cfg.seed)
     aug = calad.data.Augment()
-    ours = L._scalar_models(base, ["platt", "beta"], normal=p.data.calib, anomalous=spec, n=cfg.n_calib,
-                            augment=aug, augment_anomalous=False, seed=cfg.seed, progress=False)
+    both = calibrate(base, ["platt", "beta"], normal=p.data.calib, anomalous=spec, n=cfg.n_calib, augment=aug,
+                     seed=cfg.seed, progress=False)
+    ours = [both["platt"], both["beta"]]
     for model, kind in zip(ours, ["platt", "beta"]):
         ref = calibrate(base, kind, normal=p.data.calib, anomalous=spec, n=cfg.n_calib, augment=aug, seed=cfg.seed,
                         progress=False)
-        assert model.calibrator.params() == pytest.approx(ref.calibrator.params(), rel=1e-6, abs=1e-9)
-    assert p.models["platt_spectral"].calibrator.params() == pytest.approx(ours[0].calibrator.params(), rel=1e-6)
+        assert model.calibrator.coefficients() == pytest.approx(ref.calibrator.coefficients(), rel=1e-6, abs=1e-9)
+    assert p.models["platt_spectral"].calibrator.coefficients() == pytest.approx(ours[0].calibrator.coefficients(), rel=1e-6)
 
 
 def test_run_is_resumable_and_saves_heatmaps(tiny_run, monkeypatch):
     cfg, p, rows, root = tiny_run
+    cfg = dataclasses.replace(cfg, heatmaps=2)
     store = L.store_for("test")
     assert str(store.root).startswith(str(root))
-    monkeypatch.setattr(L, "prepare", lambda *a, **k: p)
-    first = L.run(cfg, store, heatmaps=2, progress=False)
-    assert [r["method"] for r in first] == list(cfg.methods)
+    monkeypatch.setattr(L.experiment, "prepare", lambda *a, **k: p._replace(config=cfg))
+    df = L.run_grid([cfg], store, progress=False)
+    assert list(df.method) == list(cfg.methods) and set(df["class"]) == {"weave"} and set(df.loss) == {"fcdd"}
     hm = L.load_heatmaps(cfg, store)
     assert hm["image"].shape == (2, 32, 32, 3) and hm["mask"].shape == (2, 32, 32)
     assert set(hm["maps"]) == {m for m in L.HEATMAP_METHODS if m in cfg.methods}
@@ -217,20 +223,21 @@ def test_run_is_resumable_and_saves_heatmaps(tiny_run, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a finished run must be read, not recomputed")
 
-    monkeypatch.setattr(L, "prepare", boom)
-    df = L.run_grid([cfg], store, heatmaps=2, progress=False)
-    assert list(df.method) == list(cfg.methods) and set(df["class"]) == {"weave"}
-    assert df.pixel_auroc.tolist() == pytest.approx([r["pixel_auroc"] for r in first])
+    monkeypatch.setattr(L.experiment, "prepare", boom)
+    again = L.run_grid([cfg], store, progress=False)
+    assert again.pixel_auroc.tolist() == pytest.approx(df.pixel_auroc.tolist())
     title, found = L.heatmaps_for([cfg], store, cfg.loss)
     assert found is not None and title == "FCDD, weave"
     fig = L.heatmap_figure(title, found, index=1)
     panels = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
     assert len(panels) == 2 + len(hm["maps"])                         # image, ground truth, one map per model
     assert calad.plots.panels_per_row(fig) <= 3 and any(ax.get_label() == "<colorbar>" for ax in fig.axes)
-    import matplotlib.pyplot as plt
-
     plt.close(fig)
     assert L.heatmaps_for([cfg], store, "unet")[1] is None
+    # a damaged heatmap file makes the run unfinished: it is set aside and the run done again
+    store.companion(cfg.as_dict(), "heatmaps.npz").write_bytes(b"damaged")
+    with pytest.warns(calad.runs.ResultWarning, match="companion file"):
+        assert not store.done(cfg.as_dict())
 
 
 def test_scores_reuse_the_base_logits_exactly():
@@ -238,7 +245,7 @@ def test_scores_reuse_the_base_logits_exactly():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4, 1, 8, 8, generator=g)
     cm = calibrate(base, "beta", normal=x * 0.5, anomalous=x * 0.5 + 0.5, n=4, augment=False, progress=False)
-    cache: dict = {}
-    s, eta, z = L._scores(cm, x, cache, "x")
-    assert "x" in cache and torch.allclose(s, cm.outputs(x).score.detach(), atol=1e-6)
-    assert torch.allclose(eta, torch.sigmoid(z))
+    shared = SharedOutputs({"x": x}, batch_size=3)
+    z, eta, s = shared.outputs(cm, "x")
+    assert torch.allclose(s, cm.outputs(x).score.detach(), atol=1e-6) and torch.allclose(eta, torch.sigmoid(z))
+    assert len(shared._memo) == 1                       # one pass of the base, none of the calibrated model

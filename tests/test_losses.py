@@ -169,7 +169,7 @@ def test_ssim_model_compares_intensities_so_z_scores_do_not_change_it():
     a.eval(), b.eval()
     with torch.no_grad():
         rec = a.reconstruct(x)
-        s = calad.ssim.ssim_map(x, rec, pad_value=0.3)
+        s = calad.losses.ssim_map(x, rec, pad_value=0.3)
         assert torch.allclose(a.similarity(x), s, atol=1e-6)
         assert torch.allclose(a.loss(x), (1 - s).flatten(1).mean(1), atol=1e-6)
         assert torch.allclose(a.score(x), b.score(x))

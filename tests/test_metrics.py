@@ -1,19 +1,14 @@
 """Metrics (thesis §2.4.3, §4.2.2, §4.3) against brute force, scikit-learn and SciPy."""
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from scipy import ndimage, stats
 from sklearn.metrics import roc_auc_score
 
 from calad_lib import metrics
-from calad_lib.aupro import aupro_slow, pro_curve
-from calad_lib.detector import AnomalyModel, Outputs
-from calad_lib.perturbation import perturb
+from calad_lib.metrics.aupro import aupro_slow, pro_curve
 
 
 # --- AUROC ----------------------------------------------------------------------------------------
@@ -221,60 +216,6 @@ def test_benjamini_hochberg_matches_brute_force_and_scipy():
             np.testing.assert_array_equal(got, stats.false_discovery_control(p, method="bh") <= alpha)
     with pytest.raises(ValueError, match="alpha"):
         metrics.benjamini_hochberg([0.1], 1.5)
-
-
-# --- evaluate -------------------------------------------------------------------------------------------------
-class Linear(AnomalyModel):
-    name = "linear"
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.linspace(-1, 2, 16))
-
-    def outputs(self, x):
-        z = x.flatten(1) @ self.w - 4
-        return Outputs(z, torch.sigmoid(z), z)
-
-    def loss(self, x, y):
-        z = self.logit(x)
-        return F.binary_cross_entropy_with_logits(z, torch.as_tensor(y, dtype=z.dtype).expand_as(z), reduction="none")
-
-
-def test_evaluate_follows_the_protocol():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(80, 1, 4, 4, generator=g)
-    y = (torch.arange(80) % 2).float()
-    x[y == 1] += 0.3 * torch.rand(40, 1, 4, 4, generator=g)
-    held_out = torch.rand(100, 1, 4, 4, generator=g) + 0.5
-    model = Linear()
-    res = metrics.evaluate(model, x, y, calib_anomalies=held_out, eps=1e-2, batch_size=16)
-    with torch.no_grad():
-        s0 = model.score(x)
-        s1 = model.score(perturb(model, x, 1e-2))
-        eta = torch.cat([model.eta(x[y == 0]), model.eta(held_out[:40])])
-    lab = np.r_[np.zeros(40), np.ones(40)]
-    assert res["auroc"] == pytest.approx(roc_auc_score(y, s0))
-    assert res["auroc_perturbed"] == pytest.approx(roc_auc_score(y, s1))
-    assert res["kappa"] == pytest.approx((res["auroc_perturbed"] - res["auroc"]) / (1 - res["auroc"]))
-    assert res["ece"] == pytest.approx(_brute_bins(lab, eta.numpy(), 10)[0])
-    assert res["mce"] == pytest.approx(_brute_bins(lab, eta.numpy(), 10)[1])
-    no_cal = metrics.evaluate(model, x, y, eps=None)
-    assert set(no_cal) == {"auroc", "ece", "mce"} and np.isnan(no_cal["ece"])
-
-
-def test_auroc_vs_eps_matches_single_evaluations():
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(60, 1, 4, 4, generator=g)
-    y = (torch.arange(60) % 2).float()
-    x[y == 1] += 0.2
-    model = Linear()
-    curve = metrics.auroc_vs_eps(model, x, y, [0.01, 0.002])
-    assert curve["eps"].tolist() == [0.0, 0.002, 0.01]
-    for e, a in zip(curve["eps"], curve["auroc"]):
-        with torch.no_grad():
-            s = model.score(perturb(model, x, e)) if e else model.score(x)
-        assert a == pytest.approx(roc_auc_score(y, s))
-    assert curve["kappa"][0] == 0.0
 
 
 def test_pairs_changed_adds_up_to_the_auroc_change():

@@ -82,7 +82,7 @@ def _localization(gain: float) -> pd.DataFrame:
     for loss in ("fcdd", "unet"):
         for cls in ("weave", "dots", "marble"):
             for m, a in (("fully_trained", 0.80), ("base", 0.75), ("platt_oe", 0.75), ("local_spectral", 0.75 + gain),
-                         ("head_spectral", 0.70)):
+                         ("local_network_spectral", 0.70)):
                 rows.append({"loss": loss, "dataset": f"textures:{cls}", "class": cls, "seed": 0, "method": m,
                              "pixel_auroc": a, "aupro": a - 0.3, "pixel_auroc_perturbed": a, "aupro_perturbed": a - 0.3,
                              "pixel_ece": 0.01, "pixel_ece_patch": 0.02})

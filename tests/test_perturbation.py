@@ -1,10 +1,14 @@
 """Gradient input perturbation (thesis §3.3, eq. 3.3): sign, size, loss decrease, batching, calibrated models."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from test_metrics import _brute_bins
 
+from calad_lib import perturbation
 from calad_lib.calibration import calibrate
 from calad_lib.detector import AnomalyModel, Outputs
 from calad_lib.perturbation import gradient_norms, perturb, perturbation_effect, perturbed_outputs
@@ -178,3 +182,57 @@ def test_gradient_norms_match_the_closed_form_and_the_first_order_loss_drop(y):
     eff = perturbation_effect(model, x, eps, y=y)   # one sign step lowers the loss by ε‖∇ₓℓ‖₁ to first order
     torch.testing.assert_close(eff["loss"] - eff["loss_perturbed"], eps * g, rtol=0.05, atol=1e-8)
     torch.testing.assert_close(eff["grad_norm"], g)  # the effect reports the norms its step was taken from
+
+
+# --- evaluate -------------------------------------------------------------------------------------------------
+class Linear(AnomalyModel):
+    name = "linear"
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.linspace(-1, 2, 16))
+
+    def outputs(self, x):
+        z = x.flatten(1) @ self.w - 4
+        return Outputs(z, torch.sigmoid(z), z)
+
+    def loss(self, x, y):
+        z = self.logit(x)
+        return F.binary_cross_entropy_with_logits(z, torch.as_tensor(y, dtype=z.dtype).expand_as(z), reduction="none")
+
+
+def test_evaluate_follows_the_protocol():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(80, 1, 4, 4, generator=g)
+    y = (torch.arange(80) % 2).float()
+    x[y == 1] += 0.3 * torch.rand(40, 1, 4, 4, generator=g)
+    held_out = torch.rand(100, 1, 4, 4, generator=g) + 0.5
+    model = Linear()
+    res = perturbation.evaluate(model, x, y, calib_anomalies=held_out, eps=1e-2, batch_size=16)
+    with torch.no_grad():
+        s0 = model.score(x)
+        s1 = model.score(perturb(model, x, 1e-2))
+        eta = torch.cat([model.eta(x[y == 0]), model.eta(held_out[:40])])
+    lab = np.r_[np.zeros(40), np.ones(40)]
+    assert res["auroc"] == pytest.approx(roc_auc_score(y, s0))
+    assert res["auroc_perturbed"] == pytest.approx(roc_auc_score(y, s1))
+    assert res["kappa"] == pytest.approx((res["auroc_perturbed"] - res["auroc"]) / (1 - res["auroc"]))
+    assert res["ece"] == pytest.approx(_brute_bins(lab, eta.numpy(), 10)[0])
+    assert res["mce"] == pytest.approx(_brute_bins(lab, eta.numpy(), 10)[1])
+    no_cal = perturbation.evaluate(model, x, y, eps=None)
+    assert set(no_cal) == {"auroc", "ece", "mce"} and np.isnan(no_cal["ece"])
+
+
+def test_auroc_vs_eps_matches_single_evaluations():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(60, 1, 4, 4, generator=g)
+    y = (torch.arange(60) % 2).float()
+    x[y == 1] += 0.2
+    model = Linear()
+    curve = perturbation.auroc_vs_eps(model, x, y, [0.01, 0.002])
+    assert curve["eps"].tolist() == [0.0, 0.002, 0.01]
+    for e, a in zip(curve["eps"], curve["auroc"]):
+        with torch.no_grad():
+            s = model.score(perturb(model, x, e)) if e else model.score(x)
+        assert a == pytest.approx(roc_auc_score(y, s))
+    assert curve["kappa"][0] == 0.0

@@ -4,7 +4,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from calad_lib.ssim import gaussian_window, ssim, ssim_map
+from calad_lib.losses.ssim import gaussian_window, ssim, ssim_map
 
 SK = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True)
 

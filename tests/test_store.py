@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from calad_lib.store import CorruptResultError, ResultStore, ResultWarning, StoreError, config_key
+from calad_lib.runs import CorruptResultError, ResultStore, ResultWarning, StoreError, config_key
 
 
 def test_key_ignores_order_and_sees_values():
@@ -84,13 +84,13 @@ def test_two_processes_split_the_work_and_a_dead_claim_is_taken_over(tmp_path):
     cfg = {"x": 1}
     assert store.claim(cfg) and store.claim(cfg)            # this process holds it (idempotent)
     child = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
-        from calad_lib.store import ResultStore
+        from calad_lib.runs import ResultStore
         print(ResultStore({str(tmp_path)!r}).claim({{"x": 1}}))""")], capture_output=True, text=True, check=True)
     assert child.stdout.strip() == "False"                    # a live holder keeps it
     store.release(cfg)
     dead = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os
-        from calad_lib.store import ResultStore
+        from calad_lib.runs import ResultStore
         print(ResultStore({str(tmp_path)!r}).claim({{"x": 1}}), os.getpid())""")],
         capture_output=True, text=True, check=True)
     assert dead.stdout.split()[0] == "True"                  # it took the claim, then exited
@@ -101,7 +101,7 @@ def test_sigkill_leaves_no_partial_file(tmp_path):
     """A writer killed mid-batch leaves complete files only; rerunning skips them."""
     script = textwrap.dedent(f"""
         import os, signal, time
-        from calad_lib.store import ResultStore
+        from calad_lib.runs import ResultStore
         store = ResultStore({str(tmp_path)!r})
         for i in range(1000):
             cfg = {{"i": i}}

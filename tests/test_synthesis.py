@@ -198,8 +198,8 @@ def test_make_defect_textures_layout_and_seed(tmp_path):
 
 
 def test_ensure_textures_regenerates_incomplete(tmp_path, monkeypatch):
-    monkeypatch.setitem(S.textures.DEFAULTS, "n_train", 5)
-    monkeypatch.setitem(S.textures.DEFAULTS, "size", 16)
+    monkeypatch.setitem(calad.data.textures.DEFAULTS, "n_train", 5)
+    monkeypatch.setitem(calad.data.textures.DEFAULTS, "size", 16)
     S.make_defect_textures(tmp_path, classes=["clouds"], n_train=4, n_test=6, size=16, progress=False)
     victim = sorted((tmp_path / "clouds" / "test").glob("*/*.png"))[-1]
     victim.unlink()
@@ -208,7 +208,7 @@ def test_ensure_textures_regenerates_incomplete(tmp_path, monkeypatch):
     assert len(list((tmp_path / "clouds" / "test").glob("*/*.png"))) == 6
     (tmp_path / "clouds" / "manifest.json").write_text("{broken")
     S.ensure_textures(tmp_path, ["clouds"], progress=False)       # unreadable manifest → defaults
-    assert len(list((tmp_path / "clouds" / "train" / "good").glob("*.png"))) == S.textures.DEFAULTS["n_train"]
+    assert len(list((tmp_path / "clouds" / "train" / "good").glob("*.png"))) == calad.data.textures.DEFAULTS["n_train"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

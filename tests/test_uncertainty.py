@@ -120,10 +120,12 @@ def test_fit_trains_caches_and_separates():
     again = U.fit(cfg, normal, anomalies, progress=False)
     for a, b in zip(m.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
-    path = U._path(U._identity(cfg, normal, anomalies))
+    assert m.fit_info["cached"] is False and again.fit_info["cached"] is True
+    assert len(again.fit_info["epoch_seconds"]) == cfg.epochs           # the record of the run that trained it
+    path = calad.runs.model_path("mc_dropout", U.training._identity(cfg, normal, anomalies))
     path.write_bytes(b"garbage")
     with pytest.warns(CacheWarning, match="unreadable"):
-        U.fit(cfg, normal, anomalies, progress=False)
+        assert U.fit(cfg, normal, anomalies, progress=False).fit_info["cached"] is False
 
 
 def test_fit_method_builds_every_method():
@@ -242,12 +244,12 @@ def test_run_experiments_is_resumable(tmp_path, monkeypatch):
     params = dict(preset="test", seed=0, normal_classes=[0], no_oe_source="uniform_noise", n_train=16, epochs=1,
                   milestones=[], ensemble_size=1, dropout=0.2, mc_passes=2, n_calib=16, n_eval=20, n_test=100,
                   n_bins=5)
-    store = calad.store.ResultStore(tmp_path / "results")
+    store = calad.runs.ResultStore(tmp_path / "results")
     res = U.run_experiments(params, store=store, progress=False)
     assert len(res) == len(U.METHODS) * len(U.REGIMES) * len(U.CALIBRATIONS)
     assert set(res["calibration"]) == set(U.CALIBRATIONS) and res["auroc"].between(0, 1).all()
     # a second call reads the stored rows and trains nothing
-    monkeypatch.setattr(U, "run_one", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    monkeypatch.setattr(U.experiment, "run_one", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = U.run_experiments(params, store=store, progress=False)
     assert again[["method", "calibration", "ece_oe"]].equals(res[["method", "calibration", "ece_oe"]])
     s = U.summarize(res)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import relative
 from .errors import DataNotFound
 
 __all__ = ["CIFAR_FOLDERS", "cifar_folder", "read_cifar"]
@@ -51,7 +52,6 @@ def read_cifar(kind: str, root: Path, train: bool = True) -> tuple[np.ndarray, n
     needed = [*train_files, *test_files, meta_file]
     missing = [f for f in needed if not (folder / f).exists()]
     if missing:
-        from ..paths import relative
 
         raise DataNotFound(f"{kind} not found: expected {', '.join(needed)} in {relative(folder)}; "
                            f"unpack torchvision's {kind.upper()} python archive there (or set CALAD_DATA)")

@@ -31,7 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from ..paths import cache_dir, data_dir, relative
+from .cifar import cifar_folder, read_cifar
 from .errors import DataError, DataNotFound
+from .idx import read_idx
+from .mvtec import read_class_folder
+from .textures import TEXTURE_CLASSES, ensure_textures
 
 __all__ = ["Dataset", "load", "cache_clear", "names", "parse_name", "class_folder",
            "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
@@ -108,8 +112,6 @@ def _fmnist_folders(root: Path | None) -> list[Path]:
 
 
 def _fashion_mnist(train: bool, root: Path | None, download: bool | None) -> Dataset:
-    from .idx import read_idx
-
     stems = _FMNIST_FILES[train]
     for folder in _fmnist_folders(root):
         files = [_find_idx(folder, s) for s in stems]
@@ -135,8 +137,6 @@ def _fashion_mnist(train: bool, root: Path | None, download: bool | None) -> Dat
 
 # --- CIFAR ------------------------------------------------------------------------------
 def _cifar(kind: str, train: bool, root: Path | None, download: bool | None) -> Dataset:
-    from .cifar import cifar_folder, read_cifar
-
     base = root or data_dir()
     if not cifar_folder(kind, base).exists() and _downloads_allowed(download):
         from torchvision import datasets as tvd
@@ -155,12 +155,8 @@ def class_folder(kind: str, cls: str, root: Path | None) -> Path:
 
 
 def _per_class(kind: str, cls: str, train: bool, root: Path | None, size: int | None, progress: bool) -> Dataset:
-    from .mvtec import read_class_folder
-
     folder = class_folder(kind, cls, root)
     if kind == "textures":
-        from ..synthesis.textures import TEXTURE_CLASSES, ensure_textures
-
         if cls not in TEXTURE_CLASSES and not folder.is_dir():
             raise DataError(f"unknown texture class {cls!r}; choose one of: {', '.join(TEXTURE_CLASSES)}")
         if cls in TEXTURE_CLASSES:

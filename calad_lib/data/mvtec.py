@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..paths import relative
+from ..progress import bar as progress_bar
 from .errors import DataNotFound
 
 __all__ = ["IMAGE_SUFFIXES", "list_classes", "check_class_folder", "read_class_folder"]
@@ -41,8 +43,6 @@ def list_classes(dataset_folder: Path) -> list[str]:
 
 def check_class_folder(folder: Path, label: str) -> None:
     """Raise a one-line :class:`DataNotFound` unless ``folder`` holds the MVTec layout."""
-    from ..paths import relative
-
     layout = "<class>/train/good/*.png, <class>/test/<defect>/*.png and <class>/ground_truth/<defect>/*_mask.png"
     if not folder.is_dir():
         found = list_classes(folder.parent)
@@ -70,8 +70,6 @@ def _read_mask(path: Path, size: int | None) -> np.ndarray:
 
 
 def _read_all(fn, paths: list[Path], size, progress: bool, desc: str) -> list[np.ndarray]:
-    from ..progress import bar as progress_bar
-
     with ThreadPoolExecutor(max_workers=4) as pool:
         it = pool.map(lambda p: fn(p, size), paths)
         return list(progress_bar(it, total=len(paths), desc=desc, disable=not progress or len(paths) < 50, leave=False))
@@ -85,8 +83,6 @@ def read_class_folder(folder: Path, train: bool, size: int | None, *, label: str
     ``train=False``: ``test/*``; labels index ``classes = ("good", <defect types sorted>)``;
     masks ``float32 (N, 1, size, size)`` in {0, 1} (zeros for good images).
     """
-    from ..paths import relative
-
     check_class_folder(folder, label)
     if train:
         paths, labels, classes = _images_in(folder / "train" / "good"), None, ("good",)

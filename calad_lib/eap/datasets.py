@@ -39,6 +39,13 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+from sklearn import datasets as skd
+from sklearn.decomposition import PCA
+
+from .. import data
+from .. import train as T
+from ..data import FASHION_MNIST_CLASSES
 
 __all__ = ["TABULAR", "IMAGE", "FEATURES", "describe", "load_dataset", "AuxiliarySplit", "make_split", "kind_of",
            "fashion_mnist_features", "KINDS"]
@@ -74,9 +81,7 @@ def describe(name: str) -> str:
     if base == "digits":
         return f"8x8 digits (sklearn); digit {arg} = anomaly, other digits normal"
     if base == "fmnist":
-        from ..data import FASHION_MNIST_CLASSES as C
-
-        return f"Fashion-MNIST, frozen 32-d features; '{C[arg]}' normal, other classes anomalous"
+        return f"Fashion-MNIST, frozen 32-d features; '{FASHION_MNIST_CLASSES[arg]}' normal, other classes anomalous"
     return TABULAR[base]
 
 
@@ -85,26 +90,18 @@ FEATURES = ("svdd", "pca")
 
 @functools.lru_cache(maxsize=2)
 def _fmnist(train: bool):
-    from .. import data
-
     ds = data.load("fashion_mnist", train=train)
     return ds.images, ds.labels.numpy().astype(int)
 
 
 @functools.lru_cache(maxsize=2)
 def _pca(n_components: int = 32):
-    from sklearn.decomposition import PCA
-
     images, _ = _fmnist(False)
     return PCA(n_components=n_components, random_state=0).fit(images.reshape(len(images), -1).numpy())
 
 
 @functools.lru_cache(maxsize=16)
 def _svdd(normal_class: int, epochs: int, seed: int = 0):
-    import torch
-
-    from .. import train as T
-
     images, labels = _fmnist(False)
     cfg = T.TrainConfig(loss="svdd", dataset="fashion_mnist", normal_class=int(normal_class), seed=seed,
                         epochs=int(epochs), milestones=(max(1, (3 * int(epochs)) // 4),), split="full")
@@ -113,8 +110,6 @@ def _svdd(normal_class: int, epochs: int, seed: int = 0):
 
 def fashion_mnist_features(indices, normal_class: int, features: str = "svdd", epochs: int = 20) -> np.ndarray:
     """Frozen features of the Fashion-MNIST training images ``indices`` (see the module docstring)."""
-    import torch
-
     if features not in FEATURES:
         raise ValueError(f"unknown feature map {features!r}; choose one of {', '.join(FEATURES)}")
     images, _ = _fmnist(True)
@@ -129,8 +124,6 @@ def fashion_mnist_features(indices, normal_class: int, features: str = "svdd", e
 
 @functools.lru_cache(maxsize=16)
 def _tabular(base: str, arg: int | None) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn import datasets as skd
-
     if base == "breast_cancer":
         b = skd.load_breast_cancer()
         return b.data, (b.target == 0).astype(int)  # sklearn: 0 = malignant

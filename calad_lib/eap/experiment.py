@@ -17,9 +17,10 @@ import pandas as pd
 
 from ..paths import results_dir
 from ..provenance import code_fingerprint
-from ..store import ResultStore
+from ..runs import ResultStore, run_all
 from .baselines import METHODS, get_method
 from .datasets import FEATURES, KINDS, kind_of, make_split
+from .posterior import EAP
 from .evaluation import LearningCurves, auc_qlt, aulc, curve_counts, ranking
 from .ssdo import SSDO
 
@@ -104,46 +105,20 @@ def run_one(config: dict) -> list[dict]:
 
 def store_for(preset: str) -> ResultStore:
     """The results store of chapter 07 for ``preset``: ``results/07_eap/<preset>/``."""
-    return ResultStore(results_dir() / "07_eap" / preset)
-
-
-def _run_and_store(config: dict, root: str, preset: str) -> str:
-    store = ResultStore(root)
-    if not store.done(config):
-        store.write(config, run_one(config), preset=preset)
-    return config["dataset"]
+    return ResultStore(results_dir() / "07_eap" / preset, columns=("method", "auc_qlt", "study"))
 
 
 def run_grid(datasets: Iterable[str], seeds: Iterable[int], *, preset: str, n_jobs: int = 1, progress: bool = True,
              **options) -> pd.DataFrame:
-    """Run every dataset × seed not yet in the store (``options`` as in :func:`run_config`); return all rows."""
-    from ..progress import bar as progress_bar
+    """Run every dataset × seed not yet in the store (``options`` as in :func:`run_config`); return all rows.
 
+    ``n_jobs > 1`` runs them on that many single-threaded Dask worker processes (:func:`calad_lib.runs.run_all`).
+    """
     configs = [run_config(d, s, **options) for d in datasets for s in seeds]  # validate everything first
-    store = store_for(preset)
-    todo = [c for c in configs if not store.done(c)]
-    if todo:
-        bar = progress_bar(total=len(todo), desc="EAP protocol runs", disable=not progress)
-        if n_jobs == 1:
-            for c in todo:
-                _run_and_store(c, str(store.root), preset)
-                bar.update()
-        else:
-            import warnings
-
-            from joblib import Parallel, delayed
-
-            with warnings.catch_warnings():  # loky reports idle workers it restarted; harmless here
-                warnings.filterwarnings("ignore", message="A worker stopped while some jobs")
-                jobs = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                    delayed(_run_and_store)(c, str(store.root), preset) for c in todo)
-                for _ in jobs:
-                    bar.update()
-        bar.close()
-    rows = []
-    for c in configs:
-        rows.extend({**r, "run_key": store.path(c).stem} for r in store.read(c))
-    return pd.DataFrame.from_records(rows)
+    summary = run_all(configs, run_one, store=store_for(preset), preset=preset,
+                      engine="dask" if n_jobs > 1 else "local", workers=n_jobs if n_jobs > 1 else None,
+                      progress=progress, desc="EAP protocol runs", label=lambda c: f"{c['dataset']} seed {c['seed']}")
+    return summary.frame()
 
 
 def stretch_study(main: pd.DataFrame, datasets: Iterable[str], seeds: Iterable[int], scales: Iterable[float], *,
@@ -173,8 +148,6 @@ def definition_check(dataset: str, seed: int = 0, **split_options) -> pd.DataFra
     ``P̂(Y=1|x) ≥ 0.5`` (the theorem's premise) and above the prior mean (what its proof
     needs for R > U), the fraction with null density (rarity 0) and the mean EAP.
     """
-    from .posterior import EAP
-
     split = make_split(dataset, seed, **split_options)
     model = EAP(random_state=seed).fit(split.X_train, split.y_train)
     c = model.components(split.X_aux)

@@ -10,11 +10,11 @@ by the numbers.
 from __future__ import annotations
 
 
-import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
 from .. import report
+from . import paper
 from .evaluation import LOWER_IS_BETTER, METRICS
 
 __all__ = ["LABELS", "VALUATION", "DENSITY_AWARE", "lower_is_better", "summary", "compare_columns", "position",
@@ -89,8 +89,6 @@ def paper_checks() -> pd.DataFrame:
 
     Exact arithmetic on the published numbers (two decimals, so agreement within 0.005).
     """
-    from . import paper
-
     rows = []
     for name, t, ranks in (("Table 1, image", paper.table1("image"), ["rauc_qlt", "raulc_g", "racc_g", "raulc_p"]),
                            ("Table 1, tabular", paper.table1("tabular"), ["rauc_qlt", "raulc_g", "racc_g", "raulc_p"]),
@@ -119,8 +117,6 @@ def claims(tables: dict[str, pd.DataFrame], n_experiments: dict[str, int], prior
     (group with its number of runs, claim); a verdict is "holds" or "fails", qualified "at this
     scale" when fewer than :data:`FEW_EXPERIMENTS` runs support it.
     """
-    from . import paper
-
     rows = []
 
     def add(group, n_exp, claim, ref, ours, holds):

@@ -14,13 +14,14 @@ from typing import Sequence
 from ..nets import AE_NETS, FCDD_CFGS, UNET_NETS, VECTOR_NETS, Classifier, build_net, default_net
 from .functional import (HSC_V_MIN, PROB_EPS, hsc_eta, hsc_logit, hsc_loss, hsc_v, logistic_loss, prob_logit,
                          pseudo_huber)
+from .ssim import gaussian_window, ssim, ssim_map
 from .models import (BaseModel, FCDDModel, HSCModel, LogisticModel, Preprocess, SSIMModel, SVDDModel, UNetModel,
                      input_stats)
 
 __all__ = ["LOSSES", "DETECTION_LOSSES", "PIXEL_LOSSES", "SUPERVISED", "build_model", "input_stats",
            "pseudo_huber", "hsc_loss", "hsc_eta", "hsc_logit", "hsc_v", "logistic_loss", "prob_logit",
            "BaseModel", "SVDDModel", "HSCModel", "LogisticModel", "SSIMModel", "UNetModel", "FCDDModel",
-           "Preprocess", "HSC_V_MIN", "PROB_EPS"]
+           "Preprocess", "HSC_V_MIN", "PROB_EPS", "ssim", "ssim_map", "gaussian_window"]
 
 DETECTION_LOSSES = ("svdd", "hsc", "logistic", "ssim")
 PIXEL_LOSSES = ("fcdd", "ssim_pixel", "unet")

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..data.augment import grayscale as _grayscale
 from ..detector import AnomalyModel, Outputs
-from ..ssim import ssim_map
+from .ssim import ssim_map
 from .functional import (hsc_eta, hsc_logit, hsc_loss, logistic_loss, prob_logit, pseudo_huber)
 
 __all__ = ["Preprocess", "BaseModel", "SVDDModel", "HSCModel", "LogisticModel", "SSIMModel", "UNetModel",

@@ -27,10 +27,19 @@ import os
 from pathlib import Path
 
 import numpy as np
+import skimage.data
 import torch
+import torch.nn.functional as F
+from PIL import Image
+from sklearn.datasets import load_sample_image
 from torchvision.ops import roi_align
 
+from ..data.augment import grayscale
+from ..data.cifar import read_cifar
+from ..data.mvtec import IMAGE_SUFFIXES
 from ..device import get_device
+from ..paths import data_dir
+from .spectral import _shape
 
 __all__ = ["PHOTO_PARTS", "PARTS", "oe_images", "photographs"]
 
@@ -60,13 +69,9 @@ def _to_rgb_tensor(a: np.ndarray) -> torch.Tensor:
 def _photo(name: str) -> torch.Tensor:
     lib, _, item = name.partition(":")
     if lib == "skimage":
-        import skimage.data
-
         a = getattr(skimage.data, item)()
         a = a[0] if isinstance(a, tuple) else a
     else:
-        from sklearn.datasets import load_sample_image
-
         a = load_sample_image(item)
     return _to_rgb_tensor(a)
 
@@ -84,15 +89,11 @@ def _check_part(part: str) -> None:
 
 
 def _read_image_file(path: Path) -> torch.Tensor:
-    from PIL import Image
-
     with Image.open(path) as im:
         return _to_rgb_tensor(np.asarray(im.convert("RGB")))
 
 
 def _folder_files(folder: Path, part: str) -> list[Path]:
-    from ..data.mvtec import IMAGE_SUFFIXES
-
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     deal = {"train": (0, 1), "calib": (2,), "test": (3,)}[part]
     mine = [p for i, p in enumerate(files) if i % 4 in deal]
@@ -125,8 +126,6 @@ def _crops(sources: list[torch.Tensor], n: int, h: int, w: int, g: torch.Generat
 
 
 def _resize_whole(images: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    import torch.nn.functional as F
-
     if images.shape[-2:] == (h, w):
         return images
     return F.interpolate(images, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
@@ -141,8 +140,6 @@ def oe_images(n: int, channels: int = 1, size: int | tuple[int, int] = 28, seed:
     ``root`` or ``$CALAD_DATA``) or a folder of images. ``crop`` (default: ``True`` for
     photos, ``False`` otherwise) takes random-scale crops instead of whole images.
     """
-    from .spectral import _shape
-
     n, c, h, w = _shape(n, channels, size)
     if c not in (1, 3):
         raise ValueError(f"OE images have 1 (grayscale) or 3 (RGB) channels, got channels={channels}")
@@ -156,9 +153,6 @@ def oe_images(n: int, channels: int = 1, size: int | tuple[int, int] = 28, seed:
                        for i in torch.randint(len(pool), (n,), generator=g).tolist()] or
                       [torch.empty(0, 3, h, w, device=dev)])
     elif source == "cifar100":
-        from ..data.cifar import read_cifar
-        from ..paths import data_dir
-
         images, _, _ = read_cifar("cifar100", Path(root) if root is not None else data_dir(), train=part == "train")
         if part != "train":
             half = len(images) // 2
@@ -179,7 +173,5 @@ def oe_images(n: int, channels: int = 1, size: int | tuple[int, int] = 28, seed:
             cache = {i: _resize_whole(_read_image_file(files[i]).unsqueeze(0).to(dev), h, w) for i in set(pick)}
             x = torch.cat([cache[i] for i in pick]) if pick else torch.empty(0, 3, h, w, device=dev)
     if c == 1:
-        from ..data.augment import grayscale
-
         x = grayscale(x)
     return x.clamp_(0, 1).contiguous()

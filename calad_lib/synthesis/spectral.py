@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from ..device import get_device
+from ..progress import bar as progress_bar
 
 __all__ = ["spectral", "uniform_noise", "spectral_magnitude", "SLOPE_RANGE"]
 
@@ -77,8 +78,6 @@ def spectral(n: int, channels: int = 1, size: int | tuple[int, int] = 28, seed: 
     g_ab, g = torch.Generator().manual_seed(int(seed)), torch.Generator().manual_seed(_stream(seed, 1))
     ab = lo + (hi - lo) * torch.rand(n, 2, generator=g_ab, dtype=torch.float64)
     out = torch.empty(n, c, h, w, dtype=torch.float32, device=dev)
-    from ..progress import bar as progress_bar
-
     for start in progress_bar(range(0, n, _CHUNK), desc="spectral images", disable=not progress, leave=False):
         stop = min(start + _CHUNK, n)
         u = 255.0 * torch.rand(stop - start, c, h, w, generator=g)

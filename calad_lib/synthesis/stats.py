@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.neighbors import NearestNeighbors
 
 __all__ = ["radial_power_spectrum", "spectral_slope", "coverage"]
 
@@ -73,8 +74,6 @@ def coverage(reference, candidates, k: int = 5) -> float:
     ``r_i`` to its k-th nearest other reference point. 1 means every reference point has
     a candidate nearby; random candidates in a high-dimensional space give about 0.
     """
-    from sklearn.neighbors import NearestNeighbors
-
     ref, cand = _flat(reference), _flat(candidates)
     if ref.shape[1] != cand.shape[1]:
         raise ValueError(f"reference and candidates differ in dimension ({ref.shape[1]} vs {cand.shape[1]})")

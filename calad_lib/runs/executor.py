@@ -1,0 +1,194 @@
+"""The one executor of every grid (detection, localization, EAP, uncertainty): local or Dask, with a bar.
+
+:func:`run_all` runs ``work(config)`` for every configuration whose result is not in the store yet
+and writes each result as soon as it is computed (:meth:`ResultStore.write`, atomic), so a grid
+killed at any moment is finished by running it again. Before any work it checks that the store
+can be written and that the engine's settings make sense. Two processes filling one store split
+the work through claim files: a configuration another live process holds is left to it and
+waited for, and taken over if that process dies.
+
+**Engines.** ``"local"`` runs the configurations one after another in this process. ``"dask"``
+(``dask.distributed``) submits one task per configuration to a ``LocalCluster`` of ``workers``
+single-threaded processes, or to a running scheduler (``scheduler="tcp://host:8786"``, started
+by ``dask-jobqueue`` on SLURM/PBS/SGE, ``dask-ssh`` or by hand). Workers that advertise a ``GPU``
+resource (``dask worker ... --resources GPU=1``) get at most one task each at a time. Workers
+write their own result files to the shared results folder, so a client that dies loses nothing
+that finished. Ray would do the same with a heavier runtime and no gain for a few hundred
+coarse, independent tasks.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+import pandas as pd
+import torch
+
+from ..paths import relative
+from ..progress import bar as progress_bar
+from .store import ResultStore, _jsonable, config_key
+
+__all__ = ["run_all", "RunSummary", "ExecutorError", "ENGINES", "check_engine"]
+
+ENGINES = ("local", "dask")
+
+
+class ExecutorError(ValueError):
+    """The engine's settings cannot work (raised before any computation)."""
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run_all` did: the store, the configurations, how many ran here and how many were done."""
+
+    store: ResultStore
+    configs: list[dict]
+    ran: int = 0
+    skipped: int = 0
+    elsewhere: int = 0
+    seconds: float = 0.0
+    engine: str = "local"
+    keys_ran: list[str] = field(default_factory=list)
+    tidy: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """Every row of every configuration, with its ``run_key`` (configurations in the given order),
+        passed through the grid's ``tidy`` (labels, derived columns)."""
+        rows = []
+        for c in self.configs:
+            rows.extend({**r, "run_key": self.store.path(c).stem} for r in self.store.read(c))
+        df = pd.DataFrame.from_records(rows)
+        return self.tidy(df) if self.tidy is not None and not df.empty else df
+
+    def __repr__(self) -> str:
+        return (f"RunSummary({len(self.configs)} runs: {self.ran} run here, {self.skipped} already done, "
+                f"{self.elsewhere} by another process; results in {relative(self.store.root)})")
+
+
+def check_engine(engine: str, workers: int | None = None, scheduler: str | None = None, *,
+                 timeout: float = 5.0) -> None:
+    """One line within seconds when the engine cannot work: unknown, no workers, no scheduler listening."""
+    if engine not in ENGINES:
+        raise ExecutorError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ExecutorError(f"workers = {workers!r}: a Dask cluster needs at least one worker process")
+    if not scheduler:
+        return
+    url = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+    if not url.hostname or not url.port:
+        raise ExecutorError(f"scheduler address {scheduler!r} must look like tcp://host:port")
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=timeout).close()
+    except OSError as exc:
+        raise ExecutorError(f"no Dask scheduler at {scheduler} ({exc.strerror or exc}); start one "
+                            "(dask scheduler) or drop the scheduler to run locally") from None
+
+
+class _threads:
+    def __init__(self, n: int | None):
+        self.n = n
+
+    def __enter__(self):
+        self.saved = torch.get_num_threads()
+        if self.n is not None:
+            torch.set_num_threads(int(self.n))
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.saved)
+
+
+def _execute(work: Callable, config: dict, store: ResultStore, preset: str | None, threads: int | None) -> str:
+    """Run one configuration unless it is done or another process holds it; ``"ran"``, ``"done"``, ``"elsewhere"``."""
+    if store.done(config):
+        return "done"
+    if not store.claim(config):
+        return "elsewhere"
+    try:
+        if store.done(config):        # finished by another process between the two checks
+            return "done"
+        with _threads(threads):
+            result = work(config)
+        rows, companions = result if isinstance(result, tuple) else (result, None)
+        store.write(config, rows, preset=preset, companions=companions)
+        return "ran"
+    finally:
+        store.release(config)
+
+
+def _dask_client(workers: int | None, scheduler: str | None):
+    from dask.distributed import Client, LocalCluster   # optional: only the Dask engine needs it
+
+    if scheduler:
+        return Client(scheduler, timeout="10s"), None
+    cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *, store: ResultStore,
+            preset: str | None = None, engine: str = "local", workers: int | None = None,
+            scheduler: str | None = None, threads: int | None = None, progress: bool = True, desc: str = "runs",
+            label: Callable[[dict], str] | None = None, tidy: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+            poll: float = 2.0) -> RunSummary:
+    """Run ``work(config)`` for every configuration not yet in ``store``; return a :class:`RunSummary`.
+
+    ``work`` returns the configuration's rows, or ``(rows, companions)`` with companion files
+    ``{name: bytes}`` stored beside them; for the Dask engine it must be picklable (a module-level
+    function or a ``functools.partial`` of one). ``threads``: torch CPU threads per run (default:
+    leave them as they are locally, 1 on Dask workers). ``label(config)`` names a run beside the bar;
+    ``tidy(frame)`` finishes the summary's :meth:`~RunSummary.frame`.
+    """
+    check_engine(engine, workers, scheduler)
+    configs = [_jsonable(dict(c)) for c in configs]
+    store.ensure_writable()                       # before any work, not after the first run
+    todo = [c for c in configs if not store.done(c)]
+    summary = RunSummary(store, configs, skipped=len(configs) - len(todo), engine=engine, tidy=tidy)
+    start = time.perf_counter()
+    bar = progress_bar(total=len(todo), desc=desc, unit="run", disable=not progress or not todo)
+
+    def count(c: dict, status: str) -> None:
+        if status == "ran":
+            summary.ran += 1
+            summary.keys_ran.append(config_key(c))
+        elif status == "done":
+            summary.elsewhere += 1
+        if status != "elsewhere":
+            bar.update()
+
+    waiting = []
+    if engine == "local" or not todo:
+        for c in todo:
+            if label is not None:
+                bar.set_postfix_str(label(c))
+            status = _execute(work, c, store, preset, threads)
+            (waiting.append(c) if status == "elsewhere" else count(c, status))
+    else:
+        from dask.distributed import as_completed
+
+        client, cluster = _dask_client(workers, scheduler)
+        try:
+            info = client.scheduler_info().get("workers", {})
+            gpus = any("GPU" in (w.get("resources") or {}) for w in info.values())
+            futures = {client.submit(_execute, work, c, store, preset, threads or 1, pure=False,
+                                     key=f"calad-{config_key(c)}", resources={"GPU": 1} if gpus else None): c
+                       for c in todo}
+            for fut in as_completed(futures):
+                status = fut.result()
+                (waiting.append(futures[fut]) if status == "elsewhere" else count(futures[fut], status))
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    while waiting:                                 # held by another process: wait, or take over if it died
+        still = []
+        for c in waiting:
+            status = _execute(work, c, store, preset, threads)
+            (still.append(c) if status == "elsewhere" else count(c, status))
+        waiting = still
+        if waiting:
+            time.sleep(poll)
+    bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary

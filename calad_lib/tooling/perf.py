@@ -1,0 +1,111 @@
+"""The performance page's plumbing: run the benchmark scripts, read their records and the build's timings.
+
+Each script in ``benchmarks/`` measures calad against a baseline *in the same run* and
+writes a JSON record to ``_build/benchmarks/<name>.json``; :func:`run_benchmark` runs one
+in a fresh interpreter (so its thread settings and memory do not leak into the caller)
+and returns that record. :func:`chapter_timings` reads the wall time of every chapter
+that ``calad run``/``calad book`` executed for a preset.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ..paths import build_dir, params_dir, repo_root, results_dir
+
+__all__ = ["BenchmarkError", "run_benchmark", "benchmark_record", "chapter_timings", "recorded_gpu_timings",
+           "portability"]
+
+SCRIPTS = {"train": "bench_train.py", "data": "bench_data.py", "metrics": "bench_metrics.py", "eap": "bench_eap.py"}
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark script is missing, failed, or wrote no record."""
+
+
+def benchmark_record(name: str) -> Path:
+    return build_dir() / "benchmarks" / f"{name}.json"
+
+
+def run_benchmark(name: str, *args: str, timeout: float = 1800) -> dict:
+    """Run ``benchmarks/bench_<name>.py args…`` and return its JSON record (with the run's wall time)."""
+    if name not in SCRIPTS:
+        raise BenchmarkError(f"unknown benchmark {name!r}; choose one of {', '.join(SCRIPTS)}")
+    script = repo_root() / "benchmarks" / SCRIPTS[name]
+    if not script.exists():
+        raise BenchmarkError(f"benchmark script benchmarks/{script.name} is missing; restore it from git")
+    record = benchmark_record(name)
+    record.unlink(missing_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(script), *map(str, args)], cwd=repo_root(), capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchmarkError(f"benchmarks/{script.name} failed ({last}); run it by hand to see the whole error")
+    if not record.exists():
+        raise BenchmarkError(f"benchmarks/{script.name} wrote no record {record.name}")
+    out = json.loads(record.read_text())
+    out["_wall_seconds"] = round(seconds, 1)
+    out["_stdout"] = proc.stdout
+    return out
+
+
+def chapter_timings(preset: str) -> pd.DataFrame:
+    """Wall time of each chapter executed for ``preset`` (empty when none was recorded)."""
+    path = build_dir() / preset / "timings.json"
+    if not path.exists():
+        return pd.DataFrame(columns=["chapter", "seconds", "date", "threads"])
+    data = json.loads(path.read_text())
+    rows = [{"chapter": ch, **info} for ch, info in sorted(data.items())]
+    return pd.DataFrame(rows)
+
+
+def recorded_gpu_timings() -> pd.DataFrame:
+    """GPU timings recorded by earlier runs in ``results/recorded/gpu_timings.json`` (empty when none)."""
+    path = results_dir() / "recorded" / "gpu_timings.json"
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.DataFrame(json.loads(path.read_text()))
+
+
+def portability(path: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How far the recorded numbers moved between CPU kernels and thread counts, and what is allowed.
+
+    Reads the spreads that ``make test-portable`` measured (``calad records spread --out``; the recorded
+    copy is ``results/recorded/portability.json``). Returns one row per chapter (records, the runs
+    compared, the largest spread as a share of its tolerance) and one row per tolerance rule of
+    ``params/tolerances.yaml`` (its tolerance and the largest spread among the records it governs).
+    Both are empty when nothing was measured.
+    """
+    path = path or results_dir() / "recorded" / "portability.json"
+    if not path.exists():
+        return pd.DataFrame(), pd.DataFrame()
+    data = json.loads(path.read_text())
+    rules = yaml.safe_load((params_dir() / "tolerances.yaml").read_text()) or []
+    per_chapter, per_rule = [], {r["pattern"]: {"rule": r["pattern"], "atol": r.get("atol", 0.0),
+                                                "rtol": r.get("rtol", 0.0), "records": 0, "largest spread": 0.0}
+                                 for r in rules}
+    for chapter, records in data["chapters"].items():
+        moved = [r["spread"] / r["allowed"] if r["allowed"] else (float("inf") if r["spread"] else 0.0)
+                 for r in records.values()]
+        per_chapter.append({"chapter": chapter, "records": len(records),
+                            "records that moved": sum(r["spread"] > 0 for r in records.values()),
+                            "largest spread / tolerance": max(moved, default=0.0)})
+        for name, r in records.items():
+            rule = next((x["pattern"] for x in rules if fnmatch.fnmatchcase(f"{chapter}/{name}", x["pattern"])), None)
+            if rule is not None:
+                per_rule[rule]["records"] += 1
+                per_rule[rule]["largest spread"] = max(per_rule[rule]["largest spread"], r["spread"])
+    runs = ", ".join(data.get("runs", []))
+    chapters = pd.DataFrame(per_chapter).set_index("chapter")
+    chapters.attrs["runs"] = runs
+    return chapters, pd.DataFrame(list(per_rule.values())).set_index("rule")
