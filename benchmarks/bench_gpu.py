@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment-epochs", type=int, default=200, help="epochs of the timed thesis experiment")
     ap.add_argument("--loss", default="svdd", help="loss of the timed thesis experiment")
-    ap.add_argument("--out", default=str(calad.paths.results_dir() / "recorded" / "gpu_timings.json"))
+    ap.add_argument("--out", default=str(calad.paths.recorded_dir() / "gpu_timings.json"))
     args = ap.parse_args(argv)
     device = calad.device.get_device()
     if device.type != "cuda":
@@ -76,11 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(calad.config.resolve_params("05_detection", "thesis",
                                               {"classes": [0], "losses": [args.loss], "seeds": [0],
                                                "extra_datasets": [], "epochs": args.experiment_epochs}))
-    (config,) = calad.grid.plan(params)
+    (config,) = calad.detection.plan(params)
     with tempfile.TemporaryDirectory() as tmp:
         store = calad.runs.ResultStore(Path(tmp) / "results")
         t = time.perf_counter()
-        calad.grid.run_grid([config], preset="thesis", store=store, progress=False)
+        calad.detection.run_grid([config], preset="thesis", store=store, progress=False)
         one = time.perf_counter() - t
     rows.append({"what": f"thesis experiment fashion_mnist:0 {args.loss} ({args.experiment_epochs} epochs)",
                  "images": len(x), "seconds": round(one, 1), **stamp})

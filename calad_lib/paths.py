@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["repo_root", "build_dir", "cache_dir", "results_dir", "figures_dir",
+__all__ = ["repo_root", "build_dir", "cache_dir", "results_dir", "recorded_dir", "figures_dir",
            "data_dir", "params_dir", "notebooks_dir", "relative"]
 
 
@@ -45,6 +45,11 @@ def cache_dir() -> Path:
 
 def results_dir() -> Path:
     return _dir("CALAD_RESULTS", "results")
+
+
+def recorded_dir() -> Path:
+    """``results/recorded/``: rows and timings of recorded runs, part of the repository (``CALAD_RESULTS`` does not move it)."""
+    return repo_root() / "results" / "recorded"
 
 
 def figures_dir() -> Path:

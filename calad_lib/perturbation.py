@@ -32,7 +32,8 @@ from . import metrics as M
 from .detector import AnomalyModel, Outputs
 from .progress import bar as progress_bar
 
-__all__ = ["perturb", "perturbed_outputs", "perturbation_effect", "gradient_norms", "evaluate", "auroc_vs_eps",
+__all__ = ["perturb", "perturbed_outputs", "perturbation_effect", "effect_summary", "step_report", "gradient_norms",
+           "evaluate", "auroc_vs_eps",
            "DEFAULT_EPS"]
 
 #: ε of the thesis' experiments (§4.2.2)
@@ -177,6 +178,31 @@ def perturbation_effect(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAU
                     parts["loss" + k].append(model.loss(inp, yb).detach().cpu())
                     parts["score" + k].append(model.score(inp).detach().cpu())
     return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def effect_summary(effect: dict[str, torch.Tensor], y_test) -> dict[str, float]:
+    """What a :func:`perturbation_effect` does to normal and anomalous inputs: the median change of the loss and
+    of the score in each group, and the (normal, anomalous) pairs the step reorders (``pairs fixed`` − ``pairs
+    broken`` is the AUROC change, :func:`calad_lib.metrics.pairs_changed`)."""
+    y = torch.as_tensor(np.asarray(y_test)).bool()
+    d_loss = (effect["loss_perturbed"] - effect["loss"]).double()
+    d_score = (effect["score_perturbed"] - effect["score"]).double()
+    pairs = M.pairs_changed(y.long(), effect["score"], effect["score_perturbed"])
+    return {"Δloss normal": float(d_loss[~y].median()), "Δloss anomalous": float(d_loss[y].median()),
+            "Δscore normal": float(d_score[~y].median()), "Δscore anomalous": float(d_score[y].median()),
+            "pairs fixed": pairs["fixed"], "pairs broken": pairs["broken"]}
+
+
+def step_report(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAULT_EPS) -> dict[str, float]:
+    """Eq. (3.3) checked on inputs ``x`` (label 0): the largest step, whether every moved pixel moved by exactly
+    ``eps``, the share of pixels moved and the share of inputs whose loss did not increase."""
+    xt = perturb(model, x, eps)
+    d = (xt - x).abs()
+    moved = d > 0
+    with torch.no_grad():
+        d_loss = model.loss(xt, 0) - model.loss(x, 0)
+    return {"max step": float(d.max()), "every move is eps": bool(((d[moved] - eps).abs() < 1e-6).all()),
+            "pixels moved": float(moved.float().mean()), "loss not increased": float((d_loss <= 0).float().mean())}
 
 
 def gradient_norms(model: AnomalyModel, x: torch.Tensor, y=0, *, p: float = 1.0, batch_size: int = 256) -> torch.Tensor:

@@ -34,7 +34,7 @@ from .progress import Epochs
 from .provenance import code_fingerprint
 from .runs.cache import CacheWarning, cached_fit, fingerprint, load_model, model_path
 
-__all__ = ["TrainConfig", "train", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
+__all__ = ["TrainConfig", "train", "default_milestones", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
            "DATASETS"]
 
 #: bump to retire cached models by hand; any change to the code in :data:`CODE` retires them too
@@ -43,6 +43,11 @@ CACHE_VERSION = 1
 CODE = ("calad_lib.train", "calad_lib.nets", "calad_lib.losses", "calad_lib.data.augment")
 #: dataset kinds a configuration may name (``mvtec:bottle`` style names are accepted too)
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "mvtec", "mpdd", "textures", "custom")
+
+
+def default_milestones(epochs: int) -> tuple[int, ...]:
+    """The thesis' schedule scaled to ``epochs``: the learning rate drops at half and three quarters (100, 150 of 200)."""
+    return tuple(sorted({m for m in (epochs // 2, 3 * epochs // 4) if m >= 1}))
 
 
 def _fail(msg: str):

@@ -200,3 +200,14 @@ def test_crop_sets_the_model_input_size_and_learning_rate_milestones(monkeypatch
     assert model.in_shape == (1, 28, 28)
     assert lrs[-3:] == pytest.approx([1e-3, 1e-4, 1e-4])   # after epochs 1, 2, 3
     assert model.outputs(x[:2, :, 4:32, 4:32]).score.shape == (2,)
+
+
+def test_an_unwritable_cache_folder_is_reported_before_any_training(monkeypatch, tmp_path):
+    counter = _Counter(monkeypatch)
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("CALAD_CACHE", str(blocker))
+    with pytest.raises(calad.runs.StoreError, match="cache folder .* is not writable") as err:
+        calad.train.train(_cfg(), _normal(), progress=False)
+    assert counter.calls == 0 and "\n" not in str(err.value)
+    assert calad.train.train(_cfg(), _normal(), progress=False, cache=False) is not None   # no cache: trains

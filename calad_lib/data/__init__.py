@@ -14,10 +14,10 @@ from .idx import read_idx, write_idx
 from .preprocess import ZScore
 from .textures import DEFECT_TYPES, TEXTURE_CLASSES, add_defect, ensure_textures, make_defect_textures, texture_image
 from .protocols import (NO_HFLIP, OneVsAll, PerClass, hflip_ok, one_vs_all, per_class, pre_crop_size,
-                        split_indices)
+                        split_indices, test_subset)
 
 __all__ = ["Augment", "grayscale", "random_crop", "Dataset", "DataError", "DataNotFound", "DataCorrupted", "load", "cache_clear",
            "class_folder", "names", "parse_name", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST",
            "read_idx", "write_idx", "ZScore", "OneVsAll", "PerClass", "one_vs_all", "per_class",
-           "split_indices", "pre_crop_size", "hflip_ok", "NO_HFLIP", "TEXTURE_CLASSES", "DEFECT_TYPES", "add_defect",
+           "split_indices", "test_subset", "pre_crop_size", "hflip_ok", "NO_HFLIP", "TEXTURE_CLASSES", "DEFECT_TYPES", "add_defect",
            "ensure_textures", "make_defect_textures", "texture_image"]

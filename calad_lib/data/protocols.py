@@ -18,7 +18,7 @@ import torch
 from .datasets import load, parse_name
 from .errors import DataError
 
-__all__ = ["OneVsAll", "PerClass", "split_indices", "one_vs_all", "per_class", "pre_crop_size",
+__all__ = ["OneVsAll", "PerClass", "split_indices", "test_subset", "one_vs_all", "per_class", "pre_crop_size",
            "hflip_ok", "NO_HFLIP"]
 
 #: MVTec AD classes whose test anomalies include mirrored/turned objects (``metal_nut``'s
@@ -96,6 +96,23 @@ def one_vs_all(name: str, normal_class: int | str = 0, seed: int = 0, calib_frac
     return OneVsAll(train=full[tr], calib=full[ca], full_train=full, test_x=test.images,
                     test_y=(test.labels != normal_class).long(), test_labels=test.labels,
                     classes=train.classes, normal_class=int(normal_class))
+
+
+def test_subset(test_y: torch.Tensor, *, n_normal: int | None = None, n_anomalous: int | None = None,
+                seed: int = 0) -> torch.Tensor:
+    """Indices of a test set capped at ``n_normal`` normal and ``n_anomalous`` anomalous images (``None``: all).
+
+    Normal images first, then anomalous ones; each capped group is a seeded random subset kept in its
+    original order (the normal group is drawn first, from one generator).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    out = []
+    for label, cap in ((0, n_normal), (1, n_anomalous)):
+        idx = torch.nonzero(test_y == label).squeeze(1)
+        if cap is not None and cap < len(idx):
+            idx = idx[torch.randperm(len(idx), generator=g)[:cap]].sort().values
+        out.append(idx)
+    return torch.cat(out)
 
 
 def pre_crop_size(size: int) -> int:

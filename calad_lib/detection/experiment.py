@@ -177,13 +177,7 @@ def _data(cfg: ExperimentConfig) -> dict:
             _bad("n_train subsets are for one-vs-all datasets; use n_train=None for per-class datasets")
         tr, ca = tr[:cfg.n_train], ca[:max(1, math.ceil(cfg.n_train / 3))]
         full = torch.cat([tr, ca])
-    g = torch.Generator().manual_seed(cfg.seed)
-    normal_idx, anom_idx = torch.nonzero(ty == 0).squeeze(1), torch.nonzero(ty == 1).squeeze(1)
-    if cfg.n_test_normal is not None and cfg.n_test_normal < len(normal_idx):
-        normal_idx = normal_idx[torch.randperm(len(normal_idx), generator=g)[:cfg.n_test_normal]].sort().values
-    if cfg.n_test_anomalous is not None and cfg.n_test_anomalous < len(anom_idx):
-        anom_idx = anom_idx[torch.randperm(len(anom_idx), generator=g)[:cfg.n_test_anomalous]].sort().values
-    idx = torch.cat([normal_idx, anom_idx])
+    idx = data.test_subset(ty, n_normal=cfg.n_test_normal, n_anomalous=cfg.n_test_anomalous, seed=cfg.seed)
     return {"train": tr, "calib": ca, "full": full, "test_x": tx[idx], "test_y": ty[idx], "crop": crop,
             "shape": tuple(tx.shape[1:]) if crop is None else (tx.shape[1], crop, crop)}
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..paths import build_dir, params_dir, repo_root, results_dir
+from ..paths import build_dir, params_dir, recorded_dir, repo_root
 
 __all__ = ["BenchmarkError", "run_benchmark", "benchmark_record", "chapter_timings", "recorded_gpu_timings",
            "portability"]
@@ -71,7 +71,7 @@ def chapter_timings(preset: str) -> pd.DataFrame:
 
 def recorded_gpu_timings() -> pd.DataFrame:
     """GPU timings recorded by earlier runs in ``results/recorded/gpu_timings.json`` (empty when none)."""
-    path = results_dir() / "recorded" / "gpu_timings.json"
+    path = recorded_dir() / "gpu_timings.json"
     if not path.exists():
         return pd.DataFrame()
     return pd.DataFrame(json.loads(path.read_text()))
@@ -86,7 +86,7 @@ def portability(path: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``params/tolerances.yaml`` (its tolerance and the largest spread among the records it governs).
     Both are empty when nothing was measured.
     """
-    path = path or results_dir() / "recorded" / "portability.json"
+    path = path or recorded_dir() / "portability.json"
     if not path.exists():
         return pd.DataFrame(), pd.DataFrame()
     data = json.loads(path.read_text())

@@ -14,8 +14,8 @@ module                holds
 """
 from . import density, estimation_error, experiment, likelihood, methods, tables, training
 from .density import DensityConfig, DensityDetector, PixelCNN, fit_density, likelihood_ratio, log_prob, typicality
-from .experiment import (CALIBRATIONS, OE_SOURCE, REGIME_LABELS, REGIMES, evaluate, run_experiments, run_one,
-                         store_for, task_data)
+from .experiment import (CALIBRATIONS, OE_SOURCE, REGIME_LABELS, REGIMES, evaluate, fit_task, run_experiments,
+                         run_one, store_for, task_data, train_sources)
 from .likelihood import detection_table, ood_sources, simple_images, statistic_verdicts
 from .methods import Ensemble, EnergyModel, MCDropoutModel, mean_prob_logit
 from .tables import claims, ece_figure, metric_table, regime_table, reliability_figure, spread_table, summarize
@@ -25,5 +25,5 @@ __all__ = ["density", "estimation_error", "experiment", "likelihood", "methods",
            "DensityConfig", "DensityDetector", "PixelCNN", "fit_density", "log_prob", "typicality", "likelihood_ratio",
            "detection_table", "ood_sources", "simple_images", "statistic_verdicts", "EnergyModel", "MCDropoutModel",
            "Ensemble", "mean_prob_logit", "FitConfig", "fit", "fit_method", "METHODS", "evaluate", "run_experiments",
-           "run_one", "store_for", "task_data", "OE_SOURCE", "REGIMES", "CALIBRATIONS", "REGIME_LABELS", "summarize",
+           "run_one", "store_for", "task_data", "fit_task", "train_sources", "OE_SOURCE", "REGIMES", "CALIBRATIONS", "REGIME_LABELS", "summarize",
            "claims", "metric_table", "regime_table", "spread_table", "reliability_figure", "ece_figure"]
