@@ -276,3 +276,27 @@ def test_sigkill_then_rerun_skips_finished_experiments(reference, tmp_path):
     rows = ResultStore(store).frame()
     _same(rows, ref)
     assert set(rows["threads"]) == {1} and "1 thread(s) per experiment" in out.stdout
+
+
+# --- the recorded run of the thesis protocol ---------------------------------------------------------------
+def test_the_recorded_thesis_run_reads_back_validated_with_its_provenance():
+    rec, info = G.recorded.load_recorded("thesis-cpu-class0")
+    assert rec["run_key"].nunique() == info["experiments"] == 4 and len(rec) == 4 * len(G.METHODS)
+    assert set(rec["epochs"]) == {200} and set(rec["n_calib"]) == {10_000} and set(rec["head_epochs"]) == {200}
+    assert set(rec["class_label"]) == {"top"} and set(rec["oe_source"]) == {"photos"}
+    assert info["commit"] == rec["commit"].iloc[0] and info["machine"]["cores"] >= 1
+    times = G.recorded.epoch_times(rec)
+    assert list(times.index) == ["svdd", "ssim", "logistic", "hsc"] and (times["epoch base (s)"] > 0).all()
+    # the wall time is the sum of the four experiments' (one process, one after another)
+    assert rec.groupby("run_key")["seconds"].first().sum() == pytest.approx(info["seconds"], rel=0.02)
+    with pytest.raises(FileNotFoundError, match="no recorded run 'nope'.*thesis-cpu-class0"):
+        G.recorded.load_recorded("nope")
+
+
+def test_grid_epochs_counts_the_thesis_grid():
+    p = {"dataset": "fashion_mnist", "extra_datasets": ["cifar10", "mvtec"], "classes": None,
+         "losses": ["svdd", "ssim", "logistic", "hsc"], "seeds": [0, 1, 2, 3, 4], "epochs": 200, "per_class_epochs": 300}
+    t = G.recorded.grid_epochs(p, datasets={"cifar10": 10, "mvtec": 15})
+    assert t.loc["fashion_mnist", "experiments"] == 10 * 4 * 5 and t.loc["fashion_mnist", "network epochs"] == 2 * 200 * 200
+    assert t.loc["mvtec", "network epochs"] == 2 * 15 * 4 * 5 * 300
+    assert t.loc["all", "network epochs"] == sum(t.loc[d, "network epochs"] for d in ("fashion_mnist", "cifar10", "mvtec"))

@@ -9,9 +9,10 @@ module            holds
 ``thesis``        the thesis' Tables 4.1, 4.2 and B.1–B.16, transcribed
 ``tables``        our tables in the thesis' layouts, beside the thesis'
 ``claims``        the claims of §4.3.1 as verdicts decided by the numbers; conformal detection
+``recorded``      recorded runs too long for a book build (the thesis protocol), and what a grid costs
 ================  ===========================================================================
 """
-from . import claims, evaluation, experiment, grid, tables, thesis
+from . import claims, evaluation, experiment, grid, recorded, tables, thesis
 from .experiment import (METHOD_LABELS, METHODS, ONE_VS_ALL_KINDS, PER_CLASS_KINDS, SOURCES, THESIS_METHODS,
                          ExperimentConfig, loss_order, prepare, run_experiment)
 from .grid import CHAPTER, all_classes, class_labels, plan, results, run_grid, store_for, validate_data
@@ -20,7 +21,7 @@ from .tables import (DATASET_NAMES, HIGHER_IS_BETTER, appendix_b, auroc_gap, cla
 from .thesis import (METRICS, THESIS_DATASETS, thesis_class_table, thesis_frame, thesis_summary, thesis_table,
                      thesis_table_name)
 
-__all__ = ["claims", "evaluation", "experiment", "grid", "tables", "thesis", "ExperimentConfig",
+__all__ = ["claims", "evaluation", "experiment", "grid", "recorded", "tables", "thesis", "ExperimentConfig",
            "run_experiment", "prepare", "METHODS", "THESIS_METHODS", "METHOD_LABELS", "SOURCES", "ONE_VS_ALL_KINDS",
            "PER_CLASS_KINDS", "loss_order", "CHAPTER", "plan", "all_classes", "validate_data", "store_for",
            "run_grid", "results", "class_labels", "summary_table", "class_table", "side_by_side", "describe_plan",
