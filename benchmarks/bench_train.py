@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -140,6 +141,7 @@ def calad_epoch(loss: str, x: torch.Tensor, oe: torch.Tensor | None, device, **k
 
 
 def main() -> None:
+    warnings.simplefilter("ignore")   # as the performance chapter runs it: no warning machinery in either pipeline
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=6000, help="normal training images (default 6000)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the baseline (peer default 0)")

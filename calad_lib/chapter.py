@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from . import device as _device
 from . import plots as _plots
+from . import profile as _profile
 from . import records as _records
 from .config import Params, validate
 from .provenance import announce
@@ -34,6 +35,7 @@ def setup(chapter: str, namespace: Mapping[str, Any], *, quiet: bool = False) ->
     os.environ["CALAD_PRESET"] = str(params.get("preset", "unknown"))
     os.environ["CALAD_CHAPTER"] = chapter
     _records.set_chapter(chapter)
+    _profile.dump_at_exit(chapter)
     _device.configure_threads()
     if "seed" in params:
         _device.seed_everything(int(params["seed"]))

@@ -30,10 +30,11 @@ import torch
 
 from . import metrics as M
 from .detector import AnomalyModel, Outputs
+from .profile import phase, timed
 from .progress import bar as progress_bar
 
 __all__ = ["perturb", "perturbed_outputs", "perturbation_effect", "effect_summary", "step_report", "gradient_norms",
-           "evaluate", "auroc_vs_eps",
+           "evaluate", "auroc_vs_eps", "perturbed_scores",
            "DEFAULT_EPS"]
 
 #: ε of the thesis' experiments (§4.2.2)
@@ -103,6 +104,7 @@ class _EvalMode:
         self.model.train(self.was_training)
 
 
+@timed("perturbation")
 def perturb(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAULT_EPS, y=0, *, batch_size: int = 256,
             progress: bool = False) -> torch.Tensor:
     """Perturbed inputs ``x̃ = x − ε·sgn(∇ₓ model.loss(x, y))`` (eq. 3.3), on ``x``'s device.
@@ -138,7 +140,7 @@ def perturbed_outputs(model: AnomalyModel, x: torch.Tensor, eps: float = 0.0, y=
     yy = _labels(y, len(x))
     dev = model.device
     parts: list[Outputs] = []
-    with _EvalMode(model):
+    with phase("perturbation" if eps > 0 else "evaluation"), _EvalMode(model):
         for s in progress_bar(range(0, len(x), batch_size), desc="scoring" if eps == 0 else f"scoring (eps={eps:g})",
                       disable=not progress, leave=False):
             xb = x[s:s + batch_size].to(dev)
@@ -150,6 +152,7 @@ def perturbed_outputs(model: AnomalyModel, x: torch.Tensor, eps: float = 0.0, y=
     return Outputs(*(torch.cat(ts) for ts in zip(*parts)))
 
 
+@timed("perturbation")
 def perturbation_effect(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAULT_EPS, y=0, *,
                         batch_size: int = 256, progress: bool = False) -> dict[str, torch.Tensor]:
     """Per-input loss and score before and after perturbation, in one batched pass (§3.3's mechanism).
@@ -205,6 +208,7 @@ def step_report(model: AnomalyModel, x: torch.Tensor, eps: float = DEFAULT_EPS) 
             "pixels moved": float(moved.float().mean()), "loss not increased": float((d_loss <= 0).float().mean())}
 
 
+@timed("perturbation")
 def gradient_norms(model: AnomalyModel, x: torch.Tensor, y=0, *, p: float = 1.0, batch_size: int = 256) -> torch.Tensor:
     """Per-input ``‖∇ₓ model.loss(x, y)‖_p`` (default ℓ1, the norm eq. 3.3's sign step is dual to).
 
@@ -284,12 +288,34 @@ def evaluate(model, x_test: torch.Tensor, y_test, *, calib_normal: torch.Tensor 
     return out
 
 
+def perturbed_scores(model: AnomalyModel, x: torch.Tensor, eps_values, y=0, *, batch_size: int = 256) -> dict:
+    """``{ε: anomaly scores of x̃(ε)}`` for several steps from **one** gradient per input.
+
+    The sign of ``∇ₓ loss`` does not depend on ε, so a sweep needs one backward pass per batch and one
+    forward pass per ε; each score equals ``perturbed_outputs(model, x, eps=ε, y=y).score``.
+    """
+    values = [_check_eps(e) for e in eps_values]
+    _check_inputs(model, x)
+    yy = _labels(y, len(x))
+    dev = model.device
+    parts: dict[float, list[torch.Tensor]] = {e: [] for e in values}
+    with phase("perturbation"), _EvalMode(model):
+        for s in range(0, len(x), batch_size):
+            xb = x[s:s + batch_size].to(dev)
+            step = torch.sign(_input_grad(model, xb, _batch_labels(model, yy, xb, s))) if any(values) else None
+            with torch.no_grad():
+                for e in values:
+                    parts[e].append(model.score(xb - e * step if e > 0 else xb).detach().cpu())
+    return {e: torch.cat(v) for e, v in parts.items()}
+
+
 def auroc_vs_eps(model, x_test: torch.Tensor, y_test, eps_values, *, label=0, batch_size: int = 256,
                  progress: bool = False) -> pd.DataFrame:
     """AUROC of ``model`` on ``(x_test, y_test)`` after gradient input perturbation with each ``ε`` (§3.3).
 
     ``label`` is the perturbation's label convention (``0`` or ``"predicted"``, see
-    :mod:`calad_lib.perturbation`); the test labels ``y_test`` are never used to perturb.
+    :mod:`calad_lib.perturbation`); the test labels ``y_test`` are never used to perturb. One gradient per
+    input serves every ε (:func:`perturbed_scores`).
 
     Detection models only; returns a DataFrame with columns ``eps``, ``auroc`` and ``kappa``
     (relative to the unperturbed AUROC, which is always computed).
@@ -300,6 +326,6 @@ def auroc_vs_eps(model, x_test: torch.Tensor, y_test, eps_values, *, label=0, ba
     values = sorted({float(e) for e in eps_values} | {0.0})
     if values[0] < 0:
         raise ValueError(f"eps values must be >= 0, got {values[0]}")
-    aucs = [M.auroc(y, perturbed_outputs(model, x_test, eps=e, y=label, batch_size=batch_size, progress=progress).score)
-            for e in values]
+    scores = perturbed_scores(model, x_test, values, y=label, batch_size=batch_size)
+    aucs = [M.auroc(y, scores[e]) for e in values]
     return pd.DataFrame({"eps": values, "auroc": aucs, "kappa": M.kappa(np.array(aucs), aucs[0])})

@@ -16,6 +16,7 @@ from PIL import Image
 
 from .paths import figures_dir, relative
 from .provenance import stamp
+from .profile import timed
 
 __all__ = ["use_style", "savefig", "readability", "panels_per_row", "FigureWarning", "PALETTE",
            "COLUMN_PX", "MIN_FONT_PT"]
@@ -88,6 +89,7 @@ def readability(fig: plt.Figure, png_width_px: int) -> dict[str, float]:
     return {"min_font_pt": round(rendered, 2), "panels_per_row": panels_per_row(fig)}
 
 
+@timed("plotting")
 def savefig(fig: plt.Figure, name: str, *, alt: str, preset: str | None = None) -> None:
     """Save ``fig`` as ``figures/<preset>/<name>.png`` and ``.pdf`` with provenance metadata, and show it once.
 

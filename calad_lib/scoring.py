@@ -12,6 +12,7 @@ import torch
 from .calibration import CalibratedModel
 from .detector import Outputs
 from .perturbation import perturbed_outputs
+from .profile import timed
 
 __all__ = ["SharedOutputs"]
 
@@ -38,6 +39,7 @@ class SharedOutputs:
                                            for i in range(0, len(x), self.batch_size)])
         return self._memo[k]
 
+    @timed("evaluation")
     def outputs(self, model, key: str) -> Outputs:
         """Outputs of ``model`` on image set ``key``; calibrated models reuse their base's pass."""
         if isinstance(model, CalibratedModel) and model.calibrator.reads in ("logit", "head_features"):

@@ -251,7 +251,7 @@ def test_dask_local_cluster_gives_the_local_results(reference, tmp_path, monkeyp
 def test_sigkill_then_rerun_skips_finished_experiments(reference, tmp_path):
     _, ref = reference
     preset = {**yaml.safe_load((repo_root() / "params/smoke/05_detection.yaml").read_text()), **TINY,
-              "preset": "resume", "threads": None}
+              "preset": "resume", "threads": None, "engine": "local"}
     path = tmp_path / "resume.yaml"
     path.write_text(yaml.safe_dump(preset))
     env = {**os.environ, "CALAD_CACHE": str(tmp_path / "cache"), "CALAD_RESULTS": str(tmp_path / "results"),

@@ -162,3 +162,28 @@ def test_resnet18_is_never_pretrained_and_adapts_channels():
     net = build_net("resnet18", (1, 64, 64), rep_dim=16)
     assert net(torch.rand(2, 1, 64, 64)).shape == (2, 16)
     assert math.isclose(float(net.net.bn1.weight.detach().mean()), 1.0)   # torchvision's fresh init, not ImageNet
+
+
+def test_lenet_pools_before_its_leaky_relu_and_computes_the_same_function():
+    """2×2 max-pooling commutes with the (increasing) leaky ReLU; pooling first is the thesis' block, cheaper."""
+    import torch.nn.functional as F
+
+    from calad_lib.nets.lenet import LeNet
+
+    torch.manual_seed(0)
+    net = LeNet((1, 28, 28))
+    x = torch.randn(8, 1, 28, 28, requires_grad=True)
+
+    def reference(inp):
+        h = inp
+        for conv, bn in ((net.conv[0], net.conv[1]), (net.conv[4], net.conv[5])):
+            h = F.max_pool2d(F.leaky_relu(bn(conv(h))), 2, 2)            # the block as written: activation, then pool
+        return net.fc2(F.leaky_relu(net.bn1(net.fc1(h.flatten(1)))))
+
+    for mode in (True, False):
+        net.train(mode)
+        ours, ref = net(x), reference(x)
+        assert torch.equal(ours, ref)
+        g1, = torch.autograd.grad(ours.sum(), x)
+        g2, = torch.autograd.grad(ref.sum(), x)
+        assert torch.allclose(g1, g2, atol=1e-6)

@@ -236,3 +236,15 @@ def test_auroc_vs_eps_matches_single_evaluations():
             s = model.score(perturb(model, x, e)) if e else model.score(x)
         assert a == pytest.approx(roc_auc_score(y, s))
     assert curve["kappa"][0] == 0.0
+
+
+def test_a_sweep_takes_one_gradient_and_gives_each_steps_scores(monkeypatch):
+    model = LinearModel()
+    x = torch.rand(50, 1, 3, 4, generator=torch.Generator().manual_seed(3))
+    calls = []
+    real = perturbation._input_grad
+    monkeypatch.setattr(perturbation, "_input_grad", lambda *a: calls.append(1) or real(*a))
+    sweep = perturbation.perturbed_scores(model, x, [0.0, 0.003, 0.02], batch_size=20)
+    assert len(calls) == 3                                   # one backward pass per batch, not per step
+    for e, s in sweep.items():
+        assert torch.equal(s, perturbed_outputs(model, x, eps=e, batch_size=20).score)

@@ -9,6 +9,8 @@ import textwrap
 import time
 
 import pandas as pd
+
+import calad_lib as calad
 import pytest
 
 from calad_lib.runs import ExecutorError, ResultStore, ResultWarning, StoreError, check_engine, run_all
@@ -130,3 +132,51 @@ def test_a_run_another_live_process_holds_is_waited_for(tmp_path):
     holder.wait(timeout=30)
     assert (run.ran, run.elsewhere) == (0, 1)
     assert pd.DataFrame(run.frame())["value"].tolist() == ["theirs"]
+
+
+def _warn_and_square(config: dict) -> list[dict]:
+    import warnings
+
+    warnings.warn(f"about {config['x']}", UserWarning)
+    return [{"value": config["x"] ** 2, "pid": os.getpid()}]
+
+
+def test_single_threaded_worker_processes_give_the_local_rows(tmp_path):
+    configs = [{"x": i} for i in range(4)]
+    local = run_all(configs, _square, store=ResultStore(tmp_path / "a"), progress=False).frame()
+    with pytest.warns(UserWarning, match="about") as caught:                   # warnings come back from workers
+        run = run_all(configs, _warn_and_square, store=ResultStore(tmp_path / "b"), engine="processes", workers=2,
+                      progress=False)
+    assert run.ran == 4 and run.engine == "processes" and len(caught) >= 4
+    pool = run.frame()
+    assert pool["value"].tolist() == local["value"].tolist()
+    assert os.getpid() not in set(pool["pid"]) and pool["pid"].nunique() <= 2
+    assert {c for c in pool.columns if c.startswith("phase_")} == {f"phase_{p}" for p in calad.profile.PHASES}
+
+
+def test_auto_uses_what_was_measured_on_this_machine(tmp_path, monkeypatch):
+    from calad_lib.runs import executor, parallel
+
+    monkeypatch.setattr(parallel, "choice", lambda workers=None: {"engine": "local", "workers": 1, "speedup": 0.9})
+    run = run_all([{"x": 1}, {"x": 2}], _square, store=ResultStore(tmp_path / "a"), engine="auto", progress=False)
+    assert run.engine == "local"
+    monkeypatch.setattr(parallel, "choice", lambda workers=None: {"engine": "processes", "workers": 2, "speedup": 1.6})
+    run = run_all([{"x": 1}, {"x": 2}], _square, store=ResultStore(tmp_path / "b"), engine="auto", progress=False)
+    assert run.engine == "processes" and run.workers == 2
+    one = run_all([{"x": 3}], _square, store=ResultStore(tmp_path / "c"), engine="auto", progress=False)
+    assert one.engine == "local"                     # one run: no pool to start
+    assert executor._auto(5, None, threads=2) == ("local", 1)   # asked for threads: they are honoured
+
+
+def test_the_parallelism_choice_is_measured_once_per_machine(tmp_path, monkeypatch):
+    from calad_lib.runs import parallel
+
+    calls = []
+    monkeypatch.setattr(parallel, "measure", lambda w: calls.append(w) or {"workers": w, "one_process_seconds": 2.0,
+                                                                          "processes_seconds": 1.0, "speedup": 2.0})
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
+    first = parallel.choice(2, path=tmp_path / "p.json")
+    again = parallel.choice(2, path=tmp_path / "p.json")
+    assert calls == [2] and first["measured"] and not again["measured"] and again["engine"] == "processes"
+    assert parallel.choice(1, path=tmp_path / "p.json")["engine"] == "local"
+    assert 0 < parallel.probe(1, 3) < 30             # the probe itself trains a LeNet for a few steps

@@ -16,6 +16,7 @@ import torch
 
 from ..data import Augment
 from ..detector import AnomalyModel
+from ..profile import timed
 from ..progress import bar as progress_bar
 from ..synthesis import paste_patches
 from .adaptive import LocalCalibrator, LocationPlatt
@@ -108,6 +109,7 @@ def _read(base, xb: torch.Tensor, reads: set) -> dict:
     return {k: tuple(t.cpu() for t in v) if isinstance(v, tuple) else v.cpu() for k, v in out.items()}
 
 
+@timed("calibration")
 def calibrate(base: AnomalyModel, methods: str | Sequence[str] | Mapping[str, Calibrator], *, normal: torch.Tensor,
               anomalous: torch.Tensor, n: int = 10_000, anomalies: str = "whole", augment: bool | Callable = True,
               augment_anomalous: bool = False, patch_kw: Mapping | None = None, seed: int = 0,

@@ -36,6 +36,7 @@ from .errors import DataError, DataNotFound
 from .idx import read_idx
 from .mvtec import read_class_folder
 from .textures import TEXTURE_CLASSES, ensure_textures
+from ..profile import timed
 
 __all__ = ["Dataset", "load", "cache_clear", "names", "parse_name", "class_folder",
            "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
@@ -183,6 +184,7 @@ def _load_uncached(kind: str, cls: str | None, train: bool, root: Path | None, s
     return ds
 
 
+@timed("data")
 def load(name: str, train: bool = True, root: str | os.PathLike | None = None, *, size: int | None = None,
          download: bool | None = None, progress: bool = True) -> Dataset:
     """Load dataset ``name`` (see the module docstring) as a :class:`Dataset`.

@@ -17,6 +17,7 @@ import torch
 
 from .datasets import load, parse_name
 from .errors import DataError
+from ..profile import timed
 
 __all__ = ["OneVsAll", "PerClass", "split_indices", "test_subset", "one_vs_all", "per_class", "pre_crop_size",
            "hflip_ok", "NO_HFLIP"]
@@ -70,6 +71,7 @@ def split_indices(n: int, seed: int = 0, calib_fraction: float = 0.25) -> tuple[
     return perm[n_calib:].sort().values, perm[:n_calib].sort().values
 
 
+@timed("data")
 def one_vs_all(name: str, normal_class: int | str = 0, seed: int = 0, calib_fraction: float = 0.25,
                root: str | os.PathLike | None = None) -> OneVsAll:
     """One-vs-all protocol on ``fashion_mnist``, ``cifar10`` or ``cifar100`` (thesis §4.2.2).
@@ -126,6 +128,7 @@ def hflip_ok(name: str) -> bool:
     return f"{kind}:{cls}" not in NO_HFLIP
 
 
+@timed("data")
 def per_class(name: str, size: int = 256, seed: int = 0, calib_fraction: float = 0.25,
               root: str | os.PathLike | None = None, *, crop: bool = False, progress: bool = True) -> PerClass:
     """Per-class protocol on ``mvtec:<class>``, ``mpdd:<class>`` or ``textures:<class>`` (thesis §4.2.1).

@@ -28,6 +28,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..profile import timed
+
 __all__ = ["label_regions", "pro_curve", "aupro", "aupro_slow", "trapezoid_to"]
 
 _STRUCTURE = {4: np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]]), 8: np.ones((3, 3), dtype=int)}
@@ -102,6 +104,7 @@ def trapezoid_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
     return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2.0))
 
 
+@timed("evaluation")
 def aupro(masks, maps, fpr_limit: float = 0.3, *, connectivity: int = 8) -> float:
     """Normalised area under the PRO curve up to ``fpr_limit`` (MVTec AD definition; see module doc).
 

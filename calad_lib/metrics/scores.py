@@ -13,6 +13,8 @@ import torch
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from ..profile import timed
+
 __all__ = ["DEFAULT_BINS", "auroc", "reliability", "ece", "mce", "pixel_auroc", "pixel_ece", "pixel_mce",
            "kappa", "pairs_changed"]
 
@@ -96,6 +98,7 @@ def _pixels(masks, maps) -> tuple[np.ndarray, np.ndarray]:
     return masks.ravel(), maps.ravel()
 
 
+@timed("evaluation")
 def pixel_auroc(masks, maps) -> float:
     """AUROC over all pixels of all maps (per-pixel labels from the ground-truth masks).
 

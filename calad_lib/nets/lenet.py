@@ -26,7 +26,7 @@ LENET_PRESETS = {
 
 
 class LeNet(nn.Module):
-    """Conv blocks (5×5 conv → BN → leaky ReLU → 2×2 max-pool) → fc → BN → leaky ReLU → fc to ``rep_dim``."""
+    """Conv blocks (5×5 conv → BN → leaky ReLU → 2×2 max-pool, pooled first) → fc → BN → leaky ReLU → fc to ``rep_dim``."""
 
     def __init__(self, in_shape: tuple[int, int, int], channels=(16, 32), hidden: int = 64,
                  rep_dim: int = 32, bias: bool = True):
@@ -37,7 +37,9 @@ class LeNet(nn.Module):
         for out in channels:
             conv = nn.Conv2d(c, out, 5, padding=2, bias=bias)
             nn.init.xavier_normal_(conv.weight, gain=gain)
-            layers += [conv, nn.BatchNorm2d(out, eps=1e-4, affine=bias), nn.LeakyReLU(), nn.MaxPool2d(2, 2)]
+            # pooling before the leaky ReLU: the same function (an increasing map commutes with max), on a quarter
+            # of the values
+            layers += [conv, nn.BatchNorm2d(out, eps=1e-4, affine=bias), nn.MaxPool2d(2, 2), nn.LeakyReLU()]
             c, h, w = out, h // 2, w // 2
         if h < 1 or w < 1:
             raise ValueError(f"LeNet with {len(channels)} poolings needs larger inputs than {in_shape}")

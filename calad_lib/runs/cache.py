@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from ..paths import cache_dir
+from ..profile import phase
 from ..provenance import stamp
 from .store import atomic_write_bytes, config_key, ensure_writable
 
@@ -103,15 +104,16 @@ def cached_fit(kind: str, identity: dict, build: Callable[[dict], torch.nn.Modul
     The returned model (eval mode, on ``device``) has ``fit_info``: ``cached`` (loaded rather than
     fitted here), ``seconds`` and whatever the fit recorded (``epoch_seconds``, ``threads``, ...).
     """
-    path = model_path(kind, identity)
     if cache:
+        path = model_path(kind, identity)
         model = load_model(path, identity, build, device, what=what)
         if model is not None:
             model.fit_info = {**model.fit_info, "cached": True}
             return model
         ensure_writable(path.parent, "cache")    # before fitting, not after
     start = time.perf_counter()
-    model = fit()
+    with phase("training"):
+        model = fit()
     model.fit_info = {**getattr(model, "fit_info", {}), "seconds": time.perf_counter() - start,
                       "device": str(device), "threads": torch.get_num_threads()}
     if cache:

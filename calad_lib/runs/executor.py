@@ -7,7 +7,12 @@ can be written and that the engine's settings make sense. Two processes filling 
 the work through claim files: a configuration another live process holds is left to it and
 waited for, and taken over if that process dies.
 
-**Engines.** ``"local"`` runs the configurations one after another in this process. ``"dask"``
+Each row records the seconds its run spent in each phase of :mod:`calad_lib.profile` (``phase_training``, ...).
+
+**Engines.** ``"local"`` runs the configurations one after another in this process. ``"processes"``
+runs them on ``workers`` single-threaded worker processes of this machine (small networks keep two cores
+busier as two processes than as two threads of one); ``"auto"`` picks between the two by what
+:func:`calad_lib.runs.parallel.choice` measured on this machine, and says which on the terminal. ``"dask"``
 (``dask.distributed``) submits one task per configuration to a ``LocalCluster`` of ``workers``
 single-threaded processes, or to a running scheduler (``scheduler="tcp://host:8786"``, started
 by ``dask-jobqueue`` on SLURM/PBS/SGE, ``dask-ssh`` or by hand). Workers that advertise a ``GPU``
@@ -18,8 +23,12 @@ coarse, independent tasks.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import socket
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -27,13 +36,17 @@ from urllib.parse import urlsplit
 import pandas as pd
 import torch
 
+from .. import profile
+from ..device import get_device
 from ..paths import relative
 from ..progress import bar as progress_bar
+from ..progress import terminal_stream
+from . import parallel
 from .store import ResultStore, _jsonable, config_key
 
 __all__ = ["run_all", "RunSummary", "ExecutorError", "ENGINES", "check_engine"]
 
-ENGINES = ("local", "dask")
+ENGINES = ("local", "processes", "dask", "auto")
 
 
 class ExecutorError(ValueError):
@@ -51,6 +64,7 @@ class RunSummary:
     elsewhere: int = 0
     seconds: float = 0.0
     engine: str = "local"
+    workers: int = 1
     keys_ran: list[str] = field(default_factory=list)
     tidy: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
@@ -74,7 +88,7 @@ def check_engine(engine: str, workers: int | None = None, scheduler: str | None 
     if engine not in ENGINES:
         raise ExecutorError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ExecutorError(f"workers = {workers!r}: a Dask cluster needs at least one worker process")
+        raise ExecutorError(f"workers = {workers!r}: a pool of processes or a Dask cluster needs at least one worker")
     if not scheduler:
         return
     url = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
@@ -109,13 +123,36 @@ def _execute(work: Callable, config: dict, store: ResultStore, preset: str | Non
     try:
         if store.done(config):        # finished by another process between the two checks
             return "done"
-        with _threads(threads):
+        with _threads(threads), profile.collect() as spent:
             result = work(config)
         rows, companions = result if isinstance(result, tuple) else (result, None)
+        rows = [{**r, **{f"phase_{k}": round(v, 3) for k, v in spent.items()}} for r in rows]
         store.write(config, rows, preset=preset, companions=companions)
         return "ran"
     finally:
         store.release(config)
+
+
+def _init_worker() -> None:
+    """A worker process: one torch thread, and its output kept out of the notebook that started it."""
+    torch.set_num_threads(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+
+
+def _in_worker(work: Callable, config: dict, store: ResultStore, preset: str | None) -> tuple[str, list]:
+    """:func:`_execute` in a worker process; its warnings travel back with the result."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status = _execute(work, config, store, preset, None)
+    return status, [(str(w.message), w.category) for w in caught]
+
+
+def _say(line: str) -> None:
+    stream = terminal_stream()
+    if stream is not None:
+        print(f"[calad] {line}", file=stream, flush=True)
 
 
 def _dask_client(workers: int | None, scheduler: str | None):
@@ -127,6 +164,19 @@ def _dask_client(workers: int | None, scheduler: str | None):
     return Client(cluster), cluster
 
 
+def _auto(todo: int, workers: int | None, threads: int | None) -> tuple[str, int]:
+    """The engine ``"auto"`` stands for: processes where they were measured faster on this machine."""
+    if todo < 2 or threads not in (None, 1) or get_device().type != "cpu":
+        return "local", 1
+    pick = parallel.choice(workers)
+    if pick["engine"] == "processes":
+        _say(f"{pick['workers']} single-threaded processes ({pick['speedup']:.2f}x one process on "
+             f"{pick['workers']} threads, measured on this machine)")
+        return "processes", pick["workers"]
+    _say("one process (more processes were not faster on this machine)")
+    return "local", 1
+
+
 def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *, store: ResultStore,
             preset: str | None = None, engine: str = "local", workers: int | None = None,
             scheduler: str | None = None, threads: int | None = None, progress: bool = True, desc: str = "runs",
@@ -135,7 +185,7 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
     """Run ``work(config)`` for every configuration not yet in ``store``; return a :class:`RunSummary`.
 
     ``work`` returns the configuration's rows, or ``(rows, companions)`` with companion files
-    ``{name: bytes}`` stored beside them; for the Dask engine it must be picklable (a module-level
+    ``{name: bytes}`` stored beside them; for the process and Dask engines it must be picklable (a module-level
     function or a ``functools.partial`` of one). ``threads``: torch CPU threads per run (default:
     leave them as they are locally, 1 on Dask workers). ``label(config)`` names a run beside the bar;
     ``tidy(frame)`` finishes the summary's :meth:`~RunSummary.frame`.
@@ -144,7 +194,10 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
     configs = [_jsonable(dict(c)) for c in configs]
     store.ensure_writable()                       # before any work, not after the first run
     todo = [c for c in configs if not store.done(c)]
-    summary = RunSummary(store, configs, skipped=len(configs) - len(todo), engine=engine, tidy=tidy)
+    if engine == "auto":
+        engine, workers = _auto(len(todo), workers, threads)
+    summary = RunSummary(store, configs, skipped=len(configs) - len(todo), engine=engine, tidy=tidy,
+                         workers=workers or 1)
     start = time.perf_counter()
     bar = progress_bar(total=len(todo), desc=desc, unit="run", disable=not progress or not todo)
 
@@ -164,8 +217,18 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
                 bar.set_postfix_str(label(c))
             status = _execute(work, c, store, preset, threads)
             (waiting.append(c) if status == "elsewhere" else count(c, status))
+    elif engine == "processes":
+        n = min(int(workers or os.cpu_count() or 1), len(todo))
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            futures = {pool.submit(_in_worker, work, c, store, preset): c for c in todo}
+            for fut in as_completed(futures):
+                status, caught = fut.result()
+                for message, category in caught:
+                    warnings.warn(message, category, stacklevel=2)
+                (waiting.append(futures[fut]) if status == "elsewhere" else count(futures[fut], status))
     else:
-        from dask.distributed import as_completed
+        from dask.distributed import as_completed as dask_completed   # optional: only the Dask engine needs it
 
         client, cluster = _dask_client(workers, scheduler)
         try:
@@ -174,7 +237,7 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
             futures = {client.submit(_execute, work, c, store, preset, threads or 1, pure=False,
                                      key=f"calad-{config_key(c)}", resources={"GPU": 1} if gpus else None): c
                        for c in todo}
-            for fut in as_completed(futures):
+            for fut in dask_completed(futures):
                 status = fut.result()
                 (waiting.append(futures[fut]) if status == "elsewhere" else count(futures[fut], status))
         finally:

@@ -40,6 +40,7 @@ from ..data.mvtec import IMAGE_SUFFIXES
 from ..device import get_device
 from ..paths import data_dir
 from .spectral import _shape
+from ..profile import timed
 
 __all__ = ["PHOTO_PARTS", "PARTS", "oe_images", "photographs"]
 
@@ -131,6 +132,7 @@ def _resize_whole(images: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.interpolate(images, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
 
 
+@timed("data")
 def oe_images(n: int, channels: int = 1, size: int | tuple[int, int] = 28, seed: int = 0, part: str = "train", *,
               source: str | os.PathLike = "photos", crop: bool | None = None, root: str | os.PathLike | None = None,
               device: str | torch.device | None = None) -> torch.Tensor:

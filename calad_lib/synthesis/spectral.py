@@ -25,6 +25,7 @@ import torch
 
 from ..device import get_device
 from ..progress import bar as progress_bar
+from ..profile import timed
 
 __all__ = ["spectral", "uniform_noise", "spectral_magnitude", "SLOPE_RANGE"]
 
@@ -62,6 +63,7 @@ def spectral_magnitude(a: torch.Tensor, b: torch.Tensor, size: tuple[int, int], 
     return mag
 
 
+@timed("data")
 def spectral(n: int, channels: int = 1, size: int | tuple[int, int] = 28, seed: int = 0,
              device: str | torch.device | None = None, *, slopes: tuple[float, float] = SLOPE_RANGE,
              return_slopes: bool = False, progress: bool = False):

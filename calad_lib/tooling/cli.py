@@ -25,7 +25,7 @@ from ..detection.grid import CHAPTER as DETECTION, plan, run_grid
 from ..device import DeviceError, configure_threads, get_device
 from ..paths import build_dir, notebooks_dir, relative
 from ..provenance import git_commit
-from ..runs import ExecutorError, atomic_write_text, check_engine
+from ..runs import ENGINES, ExecutorError, atomic_write_text, check_engine
 from . import book
 from .book import BookError
 from ..config import resolve_params
@@ -128,12 +128,14 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         configs = plan(params)  # every dataset, class and loss is checked before the first experiment
     except ValueError as exc:   # a class the dataset does not have, an empty grid: one line
         raise config.ParameterError(str(exc)) from None
-    where = f"scheduler {scheduler}" if scheduler else (f"{workers} worker(s)" if engine == "dask" else "this process")
+    where = (f"scheduler {scheduler}" if scheduler else "this process" if engine == "local" else
+             "measured choice" if engine == "auto" else f"{workers or os.cpu_count()} worker(s)")
     print(f"[calad] grid {DETECTION}: preset {params['preset']}, {len(configs)} experiments, engine {engine} "
           f"({where}), {configure_threads()} thread(s) per experiment", flush=True)
     run = run_grid(configs, preset=str(params["preset"]), engine=engine, workers=workers, scheduler=scheduler,
                    threads=params["threads"], progress=not args.quiet)
-    print(f"[calad] grid: {run.ran} run, {run.skipped} already done, in {run.seconds:.0f} s; "
+    print(f"[calad] grid: {run.ran} run, {run.skipped} already done, in {run.seconds:.0f} s "
+          f"({run.engine}, {run.workers} worker(s)); "
           f"results in {relative(run.store.root)}/ (calad.detection.results or calad.runs.ResultStore(...).frame())",
           flush=True)
     return 0
@@ -216,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_par.set_defaults(func=_cmd_params)
     p_grid = sub.add_parser("grid", help="run chapter 05's grid of detection experiments (resumable)")
     common(p_grid, chapters=False)
-    p_grid.add_argument("--engine", choices=["local", "dask"], help="local (default of the preset) or dask")
-    p_grid.add_argument("--workers", type=int, help="Dask LocalCluster worker processes")
+    p_grid.add_argument("--engine", choices=list(ENGINES), help="auto, local, processes or dask (default: the preset's)")
+    p_grid.add_argument("--workers", type=int, help="worker processes (processes, dask, auto)")
     p_grid.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
     p_grid.set_defaults(func=_cmd_grid)
     p_rec = sub.add_parser("records", help="numbers recorded by the chapters: their spread across executions")

@@ -21,7 +21,8 @@ import yaml
 
 from ..paths import build_dir, params_dir, recorded_dir, repo_root
 
-__all__ = ["BenchmarkError", "run_benchmark", "benchmark_record", "chapter_timings", "recorded_gpu_timings",
+__all__ = ["BenchmarkError", "run_benchmark", "benchmark_record", "chapter_timings", "phase_profile",
+           "recorded_gpu_timings",
            "portability"]
 
 SCRIPTS = {"train": "bench_train.py", "data": "bench_data.py", "metrics": "bench_metrics.py", "eap": "bench_eap.py"}
@@ -67,6 +68,20 @@ def chapter_timings(preset: str) -> pd.DataFrame:
     data = json.loads(path.read_text())
     rows = [{"chapter": ch, **info} for ch, info in sorted(data.items())]
     return pd.DataFrame(rows)
+
+
+def phase_profile(preset: str) -> pd.DataFrame:
+    """Where each chapter of the last run of ``preset`` spent its time: minutes per phase of
+    :mod:`calad_lib.profile` and ``other`` (the rest of the kernel's time: tables, prose, imports)."""
+    rows = {}
+    for path in sorted((build_dir() / preset / "profile").glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        phases = {k: v / 60 for k, v in data["phases"].items()}
+        rows[path.stem] = {**phases, "other": max(0.0, data["wall"] / 60 - sum(phases.values()))}
+    return pd.DataFrame(rows).T.rename_axis("chapter")
 
 
 def recorded_gpu_timings() -> pd.DataFrame:

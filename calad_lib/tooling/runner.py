@@ -83,6 +83,8 @@ def run_chapter(chapter: str, preset: str = "default", overrides: Mapping[str, A
     src = chapter_notebook(chapter)
     changed = _differing(chapter, preset, params)
     env = {"CALAD_PRESET": str(params["preset"])}
+    if not changed:   # the phases of a preset's own run, for the performance chapter
+        env["CALAD_PROFILE"] = str(build_dir() / Path(preset).stem / "profile")
     if changed:
         root = override_dir(preset, changed)
         out_dir = out_dir or root / "notebooks"
@@ -95,7 +97,7 @@ def run_chapter(chapter: str, preset: str = "default", overrides: Mapping[str, A
         raise config.ParameterError("refusing to overwrite a committed notebook; choose another --out folder")
     if progress:   # the kernel draws its bars on this terminal, never into the notebook
         env["CALAD_PROGRESS"] = "terminal"
-    saved = {k: os.environ.get(k) for k in (*env, "CALAD_OVERRIDES", "CALAD_FIGURES")}
+    saved = {k: os.environ.get(k) for k in (*env, "CALAD_OVERRIDES", "CALAD_FIGURES", "CALAD_PROFILE")}
     os.environ.pop("CALAD_OVERRIDES", None)
     os.environ.update(env)
     start = time.perf_counter()
