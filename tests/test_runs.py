@@ -180,3 +180,25 @@ def test_the_parallelism_choice_is_measured_once_per_machine(tmp_path, monkeypat
     assert calls == [2] and first["measured"] and not again["measured"] and again["engine"] == "processes"
     assert parallel.choice(1, path=tmp_path / "p.json")["engine"] == "local"
     assert 0 < parallel.probe(1, 3) < 30             # the probe itself trains a LeNet for a few steps
+
+
+def test_the_gpu_timing_command_says_in_one_line_that_there_is_no_gpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--out", str(out)], capture_output=True,
+                          text=True, env={**os.environ, "CALAD_DEVICE": "cpu"}, cwd=calad.paths.repo_root())
+    assert proc.returncode == 0 and proc.stdout.count("\n") == 1 and proc.stdout.startswith("no GPU")
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_gpu_timing_command_runs_every_step_in_its_check_mode(tmp_path):
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, "benchmarks/bench_gpu.py", "--check", "--experiment-epochs", "1",
+                           "--out", str(out)], capture_output=True, text=True, cwd=calad.paths.repo_root(),
+                          env={**os.environ, "CALAD_DEVICE": "cpu", "CALAD_CACHE": str(tmp_path / "cache")}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    rows = json.loads(out.read_text())
+    whats = [r["what"] for r in rows]
+    assert sum(w.startswith("epoch ") for w in whats) == 4 + 5 and any("thesis experiment" in w for w in whats)
+    assert [w for w in whats if w.startswith("projected training")][-1].startswith("projected training, whole")
+    assert all(r["seconds"] >= 0 for r in rows) and rows[0]["device"] == "cpu (check run)"
