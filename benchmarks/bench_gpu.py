@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device.type} (check run)"
     rows: list[dict] = []
     stamp = {**calad.provenance.stamp("thesis"), "device": name}
-    n_big, n_cifar = (4, 64) if args.check else (256, 5000)
+    n_big, n_cifar = (2, 32) if args.check else (256, 5000)
 
-    x = calad.data.one_vs_all("fashion_mnist", 0, 0).full_train[:512 if args.check else None]
+    x = calad.data.one_vs_all("fashion_mnist", 0, 0).full_train[:256 if args.check else None]
     oe = calad.synthesis.oe_images(len(x), 1, 28, seed=0, part="train")
     per_loss = {}
     for loss in calad.losses.DETECTION_LOSSES:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"epoch {loss:<10s} {per_loss[loss]:7.3f} s ({len(x)} images)", flush=True)
     big = torch.rand(n_big, 3, 256, 256)
     for loss, size in [("svdd", 224), ("hsc", 224), ("ssim_pixel", 256), ("unet", 256), ("fcdd", 224)]:
-        size = 64 if args.check else size
+        size = 32 if args.check else size
         xs = big[..., :size, :size]
         sec = epoch_seconds(loss, xs, xs.flip(0), device, dataset="mvtec", batch_size=64, amp=True)
         rows.append({"what": f"epoch {loss} {size}px", "images": len(xs), "seconds": round(sec * 256 / len(xs), 3),
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"epoch {loss:<10s} {size}px {sec * 256 / len(xs):7.3f} s (256 images)", flush=True)
 
     small = {"n_calib": 100, "head_epochs": 1, "n_test_normal": 50, "n_test_anomalous": 50, "n_heldout": 50,
-             "n_oe": 100, "n_train": 200} if args.check else {}
+             "n_oe": 100, "n_train": 100} if args.check else {}
     params = dict(calad.config.resolve_params("05_detection", "thesis",
                                               {"classes": [0], "losses": [args.loss], "seeds": [0],
                                                "extra_datasets": [], "epochs": args.experiment_epochs,

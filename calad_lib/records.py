@@ -115,10 +115,11 @@ def _flatten(name: str, value: Any) -> Iterable[tuple[str, float]]:
         yield name, _number(name, value)
 
 
-def record(name: str, value: Any, *, rtol: float | None = None, atol: float | None = None) -> list[Record]:
+def record(name: str, value: Any, *, rtol: float | None = None, atol: float | None = None) -> None:
     """Record ``value`` (a number, or a mapping / Series / DataFrame of numbers) under ``name``.
 
-    Without ``rtol``/``atol`` the tolerance comes from ``params/tolerances.yaml``. Returns the records.
+    Without ``rtol``/``atol`` the tolerance comes from ``params/tolerances.yaml``. Returns nothing, so a
+    cell that ends with it shows no output (the records travel as an output the book does not show).
     """
     chapter = _chapter or os.environ.get("CALAD_CHAPTER", "unknown")
     out = []
@@ -136,7 +137,6 @@ def record(name: str, value: Any, *, rtol: float | None = None, atol: float | No
     folder = os.environ.get("CALAD_RECORDS")
     if folder:
         _append(Path(folder) / f"{chapter}.json", out)
-    return out
 
 
 def _as_json(r: Record) -> dict:

@@ -25,6 +25,7 @@ from calad_lib.tooling import book
 from calad_lib.paths import build_dir, notebooks_dir
 
 import reader_checks
+import site_check
 
 CHROMIUM = shutil.which("chromium") or next(
     (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
@@ -84,7 +85,7 @@ def test_check_site_reports_each_kind_of_problem(tmp_path):
         '<span class="katex-error">\\foo</span> <a class="cite cite-missing" href="#sec">?</a>'
         '<figure class="container container-figure"><figcaption>Figure 1: no plot</figcaption></figure>'
         '<figure class="container container-figure"><img src="build/fig.png"></figure>')
-    problems = book.check_site(tmp_path)
+    problems = site_check.check_site(tmp_path)
     expected = [
         "ch.html: broken link gone.html",
         "ch.html: broken anchor index.html#nowhere",
@@ -150,7 +151,7 @@ def site():
 @pytest.mark.slow
 def test_book_builds_offline_and_is_sound(site):
     html_dir, site_json, chapters = site
-    assert book.check_site(html_dir) == []
+    assert site_check.check_site(html_dir) == []
     index = (html_dir / "index.html").read_text(encoding="utf-8")
     sidebar = _plain(html.unescape(re.sub(r"<[^>]+>", "", index)))
     for chapter in chapters:   # every chapter is in the sidebar and has its page
