@@ -34,7 +34,7 @@ from .progress import Epochs
 from .provenance import code_fingerprint
 from .runs.cache import CacheWarning, cached_fit, fingerprint, load_model, model_path
 
-__all__ = ["TrainConfig", "train", "default_milestones", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
+__all__ = ["TrainConfig", "train", "default_milestones", "AnomalyDraws", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
            "DATASETS"]
 
 #: bump to retire cached models by hand; any change to the code in :data:`CODE` retires them too
@@ -222,6 +222,28 @@ def _batches(n: int, size: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+class AnomalyDraws:
+    """The anomalous half of supervised batches: seeded permutations of ``n`` anomalies, ``need`` at a time.
+
+    A new round of permutations is drawn (from ``generator``) whenever too few indices are left, so every
+    anomaly is used once per round and batches never wait for the end of an epoch.
+    """
+
+    def __init__(self, n: int, generator: torch.Generator, device):
+        self.n, self.generator, self.device = int(n), generator, device
+        self.order: torch.Tensor | None = None
+        self.pos = 0
+
+    def take(self, need: int) -> torch.Tensor:
+        if self.order is None or self.pos + need > len(self.order):
+            reps = math.ceil(need / self.n) + 1
+            self.order = torch.cat([torch.randperm(self.n, generator=self.generator) for _ in range(reps)]).to(self.device)
+            self.pos = 0
+        idx = self.order[self.pos:self.pos + need]
+        self.pos += need
+        return idx
+
+
 def _initial_center(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Mean network output over ``x`` in training mode (batch statistics); leaves the model unchanged."""
     saved = {k: v.clone() for k, v in model.state_dict().items()}
@@ -255,7 +277,7 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
     per_side = cfg.batch_size // 2 if supervised else cfg.batch_size
     batches = _batches(len(x), per_side)
     amp = cfg.amp and device.type == "cuda"
-    oe_order, oe_pos = None, 0
+    draws = AnomalyDraws(len(xo), g, device) if supervised else None
     model.train()
     loop = Epochs(cfg.epochs, desc=f"{cfg.loss} {cfg.dataset}:{cfg.normal_class} seed {cfg.seed}",
                   progress=progress, device=device)
@@ -266,12 +288,7 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
             xb = x[order[a:b]]
             if supervised:
                 need = b - a
-                if oe_order is None or oe_pos + need > len(oe_order):
-                    reps = math.ceil(need / len(xo)) + 1
-                    oe_order = torch.cat([torch.randperm(len(xo), generator=g) for _ in range(reps)]).to(device)
-                    oe_pos = 0
-                xb = torch.cat([xb, xo[oe_order[oe_pos:oe_pos + need]]])
-                oe_pos += need
+                xb = torch.cat([xb, xo[draws.take(need)]])
                 yb = torch.cat([torch.zeros(need, device=device), torch.ones(need, device=device)])
             else:
                 yb = torch.zeros(len(xb), device=device)

@@ -11,7 +11,6 @@ detection of Steinwart et al. (thesis §3.1, §3.4).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ from ..nets import build_net, default_net
 from ..progress import Epochs
 from ..provenance import code_fingerprint
 from ..runs import cached_fit, fingerprint
-from ..train import TrainConfig, train
+from ..train import AnomalyDraws, TrainConfig, train
 from .methods import Ensemble, EnergyModel, MCDropoutModel
 
 __all__ = ["METHODS", "FitConfig", "fit", "fit_method", "CACHE_VERSION", "CODE"]
@@ -120,7 +119,7 @@ def _fit(cfg: FitConfig, normal, anomalies, device, progress: bool):
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=0.1)
     half = cfg.batch_size // 2
     starts = range(0, len(x), half)
-    a_order, a_pos = None, 0
+    draws = AnomalyDraws(len(xa), g, device)
     model.train()
     loop = Epochs(cfg.epochs, desc=f"{cfg.method} {cfg.dataset}:{cfg.normal_class} {cfg.anomalies}",
                   progress=progress, device=device)
@@ -130,12 +129,7 @@ def _fit(cfg: FitConfig, normal, anomalies, device, progress: bool):
         for s in starts:
             xb = x[order[s:s + half]]
             need = len(xb)
-            if a_order is None or a_pos + need > len(a_order):
-                a_order = torch.cat([torch.randperm(len(xa), generator=g)
-                                     for _ in range(math.ceil(need / len(xa)) + 1)]).to(device)
-                a_pos = 0
-            xb = torch.cat([xb, xa[a_order[a_pos:a_pos + need]]])
-            a_pos += need
+            xb = torch.cat([xb, xa[draws.take(need)]])
             yb = torch.cat([torch.zeros(need, device=device), torch.ones(need, device=device)])
             if augment is not None:
                 xb = augment(xb, generator=g_aug)
