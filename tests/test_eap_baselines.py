@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
-from calad_lib.eap import METHODS, SSDO, get_method
+from calad_lib.eap import METHODS, SSDO, SquashingScaler, get_method
 from calad_lib.eap import valuation as V
 
 
@@ -222,3 +223,56 @@ def test_every_method_scores_every_auxiliary_anomaly(tiny):
         get_method("Shapley")
     with pytest.raises(ValueError, match="EAP_<w>"):
         get_method("EAP_2")
+
+
+# --- SSDO as the authors set it up (Notebook.ipynb: anomatools' SSDO, pyod's IForest, SquashScaler) ---------
+def test_minmax_prior_is_the_min_max_scaled_forest_score():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120, 3))
+    Xt = np.r_[X[:10], rng.normal(size=(10, 3)) * 6]                   # far points score beyond the training max
+    det = SSDO(k=10, random_state=3, prior="minmax").fit(X)
+    forest = IsolationForest(n_estimators=100, random_state=3).fit(X)
+    raw_train, raw = -forest.score_samples(X), -forest.score_samples(Xt)
+    want = np.clip((raw - raw_train.min()) / (raw_train.max() - raw_train.min()), 0, 1)
+    np.testing.assert_allclose(det.prior(Xt), want)
+    assert det.prior(X).min() == 0 and det.prior(X).max() == 1 and (det.prior(Xt) == 1).any()
+    squashed = SSDO(k=10, random_state=3).fit(X).prior(Xt)
+    assert not np.allclose(squashed, want)
+    with pytest.raises(ValueError, match="unknown SSDO prior"):
+        SSDO(prior="rank")
+
+
+class _ForestBase:
+    """pyod's IForest with the fit signature anomatools calls (as the authors' notebook wraps it)."""
+
+    def __init__(self, random_state):
+        from pyod.models.iforest import IForest
+
+        self.model = IForest(random_state=random_state)
+
+    def fit(self, X, sample_weight=None):
+        self.model.fit(X)
+        return self
+
+    def predict_proba(self, X):
+        return self.model.predict_proba(X)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_authors_ssdo_matches_anomatools_with_pyod(seed):
+    pytest.importorskip("pyod")
+    models = pytest.importorskip("anomatools.models")
+    from anomatools.models.scalers import SquashScaler
+
+    rng = np.random.default_rng(seed)
+    X = np.r_[rng.normal(size=(150, 3)), rng.normal(4, 0.7, size=(9, 3))]
+    y = np.r_[np.zeros(150, int), np.ones(9, int)]
+    Xt = np.r_[X, rng.normal(2, 3, size=(40, 3))]
+    c = 9 / 159
+    ref = models.SSDO(k=10, alpha=2.3, base_detector=_ForestBase(seed), scaler=SquashScaler(contamination=c))
+    ref.fit(X, np.where(y == 1, 1, -1))
+    ours = SSDO(k=10, random_state=seed, prior="minmax").fit(X, y)
+    np.testing.assert_allclose(ours.prior(Xt), ref.base_detector.predict_proba(Xt)[:, 1], atol=1e-12)
+    np.testing.assert_allclose(ours.decision_function(Xt), ref.decision_function(Xt), atol=1e-12)
+    scaler = SquashingScaler("percentile").fit(ours.decision_function(X), 9)
+    np.testing.assert_allclose(scaler.transform(ours.decision_function(Xt)), ref.predict_proba(Xt)[:, 1], atol=1e-12)

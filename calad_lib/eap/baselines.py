@@ -7,7 +7,11 @@ Every method is an object with
 returning one quality score per auxiliary anomaly (higher = better). ``detector`` is an
 SSDO already fitted on ``(X_train, y_train)``; the protocol fits it once per run and shares
 it, and a method fits its own when it is ``None``. :data:`DESCRIPTIONS` says in one line
-what each method measures; :func:`get_method` builds one by name.
+what each method measures; :func:`get_method` builds one by name, with the EAP options of a
+protocol (:func:`calad_lib.eap.protocols.estimator_options`). EAP and its three ingredients come
+from one fit (:func:`family_scores`); as in the authors' code (``px_estimator.py``,
+``pygivenx_estimator.py``, ``pygivenxcombinedpx.py``) the ingredients use the whole training set
+even when EAP averages over subsamples, and ``P_y|x + N·P_x`` multiplies by all ``n`` examples.
 """
 from __future__ import annotations
 
@@ -18,11 +22,14 @@ from .posterior import EAP
 from .rarity import Rarity
 from .ssdo import SSDO
 
-__all__ = ["METHODS", "DESCRIPTIONS", "get_method", "QualityMethod"]
+__all__ = ["METHODS", "FAMILY", "DESCRIPTIONS", "get_method", "QualityMethod", "family_scores"]
 
 #: the paper's thirteen methods, in the order of its Table 1 (images)
 METHODS = ("EAP", "Rarity", "LAVA", "P_y|x+NP_x", "LOO", "RandomEV", "DataOOB", "KNNShap", "AME", "INF",
            "P_y|x", "DataBanzhaf", "P_x")
+
+#: EAP and the three scores made of its ingredients
+FAMILY = ("EAP", "P_x", "P_y|x", "P_y|x+NP_x")
 
 DESCRIPTIONS = {
     "EAP": "posterior mean of the anomaly probability: conditional probability weighted by density evidence",
@@ -57,23 +64,27 @@ class QualityMethod:
         return f"{type(self).__name__}({self.name!r})"
 
 
-class _EAPFamily(QualityMethod):
-    """EAP and its ingredients ``P_x``, ``P_y|x``, ``P_y|x + N·P_x`` (one EAP fit)."""
+def family_scores(model: EAP, X_aux, prior: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+    """The four scores of :data:`FAMILY` from one fitted EAP model."""
+    c = model.components(X_aux, prior=prior)
+    return {"EAP": c.eap, "P_x": c.density, "P_y|x": c.conditional, "P_y|x+NP_x": c.conditional + model.n_ * c.density}
 
-    def __init__(self, name: str = "EAP", prior: tuple[float, float] | None = None, k: int | None = None):
+
+class _EAPFamily(QualityMethod):
+    """EAP and its ingredients ``P_x``, ``P_y|x``, ``P_y|x + N·P_x`` (one EAP fit; only EAP averages subsamples)."""
+
+    def __init__(self, name: str = "EAP", prior: tuple[float, float] | None = None, k: int | None = None,
+                 options: dict | None = None):
         self.name, self.prior, self.k = name, prior, k
+        self.options = dict(options or {})
+        if name != "EAP":
+            self.options["subsets"] = 0
 
     def score_auxiliary(self, X_train, y_train, X_aux, *, detector=None, random_state: int = 0) -> np.ndarray:
         det = _detector(detector, X_train, y_train, random_state)
-        model = EAP(detector=det, prefit=True, prior=self.prior, k=self.k).fit(X_train, y_train)
-        c = model.components(X_aux)
-        if self.name == "P_x":
-            return c.density
-        if self.name == "P_y|x":
-            return c.conditional
-        if self.name == "P_y|x+NP_x":
-            return c.conditional + model.n_ * c.density
-        return c.eap
+        model = EAP(detector=det, prefit=True, prior=self.prior, k=self.k, random_state=random_state,
+                    **self.options).fit(X_train, y_train)
+        return family_scores(model, X_aux)[self.name]
 
 
 class _RandomEV(QualityMethod):
@@ -86,12 +97,12 @@ class _RandomEV(QualityMethod):
 class _Rarity(QualityMethod):
     name = "Rarity"
 
-    def __init__(self, k: int = 10):
-        self.k = k
+    def __init__(self, k: int = 10, closed: bool = True):
+        self.k, self.closed = k, closed
 
     def score_auxiliary(self, X_train, y_train, X_aux, *, detector=None, random_state: int = 0) -> np.ndarray:
         k = min(self.k, len(X_train) - 1)
-        return Rarity(k=k).fit(X_train).score(X_aux)
+        return Rarity(k=k, closed=self.closed).fit(X_train).score(X_aux)
 
 
 class _Utility(QualityMethod):
@@ -147,8 +158,14 @@ class _LAVA(QualityMethod):
         return V.lava(X_train, y_train, X_aux, self.eps_rel)
 
 
-def get_method(name: str, *, n_models: int = 50, prior: tuple[float, float] | None = None) -> QualityMethod:
-    """The method called ``name`` (one of :data:`METHODS`, or ``EAP_<w>`` for EAP with prior ``(w, 1 − w)``)."""
+def get_method(name: str, *, n_models: int = 50, prior: tuple[float, float] | None = None,
+               options: dict | None = None) -> QualityMethod:
+    """The method called ``name`` (one of :data:`METHODS`, or ``EAP_<w>`` for EAP with prior ``(w, 1 − w)``).
+
+    ``options``: keyword arguments of :class:`EAP` (a protocol's :func:`~calad_lib.eap.protocols.estimator_options`);
+    their ``closed`` also sets the balls of the Rarity baseline.
+    """
+    options = dict(options or {})
     if name.startswith("EAP_"):
         try:
             w = float(name[4:])
@@ -156,13 +173,13 @@ def get_method(name: str, *, n_models: int = 50, prior: tuple[float, float] | No
             w = -1.0
         if not 0 < w < 1:
             raise ValueError(f"unknown method {name!r}: EAP_<w> needs 0 < w < 1, e.g. EAP_0.1")
-        return _EAPFamily("EAP", prior=(w, 1.0 - w))
-    if name in ("EAP", "P_x", "P_y|x", "P_y|x+NP_x"):
-        return _EAPFamily(name, prior=prior)
+        return _EAPFamily("EAP", prior=(w, 1.0 - w), options=options)
+    if name in FAMILY:
+        return _EAPFamily(name, prior=prior, options=options)
     if name == "RandomEV":
         return _RandomEV()
     if name == "Rarity":
-        return _Rarity()
+        return _Rarity(closed=options.get("closed", True))
     if name in ("LOO", "DataBanzhaf", "INF", "AME"):
         return _Utility(name, n_models)
     if name == "KNNShap":

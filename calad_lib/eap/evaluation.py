@@ -2,10 +2,16 @@
 
 * **AUC_QLT**: AUROC of the quality scores against the pseudo-quality labels (realistic = good).
 * **LC_G**: test accuracy of a classifier trained on ``D`` plus the ``j`` best-ranked auxiliary
-  anomalies (labelled anomalous), for ``j`` from 0 to ``l/3``; **AULC_G** is its normalised area
-  (the mean accuracy over ``[0, 1/3]``) and **ACC_G** its last value.
-* **LC_P**: the same, adding the *worst*-ranked first, up to ``2l/3``; **AULC_P** is its
-  normalised area (lower = the method keeps poor anomalies last).
+  anomalies (labelled anomalous), for ``j`` from 0 to ``G = l/3``; **ACC_G** is its value at ``G``
+  and **AULC_G** its area, by one of two rules (:func:`aulc`): ``"mean"`` (calad: the trapezoid
+  mean accuracy over ``[0, G]``) or ``"trapezoid"`` (the authors' ``evaluate_quality_metric``:
+  ``np.trapz`` of the accuracies at ``j = 0 … G − 1`` with step ``1/G``, not normalised, so it
+  is ``(G − 1)/G`` times a mean).
+* **LC_P**: the same, adding the *worst*-ranked first, up to ``P = 2l/3``; **AULC_P** is its
+  area (lower = the method keeps poor anomalies last).
+
+The authors' curves add one anomaly at a time (``steps=None`` in :func:`curve_counts`); fewer
+points, evenly spread, approximate them at a fraction of the cost.
 * **Ranks**: per experiment (dataset × seed) methods are ranked 1 (best) … on each metric,
   ties sharing the mean rank; the table reports their average.
 
@@ -21,10 +27,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.svm import SVC
 
 __all__ = ["auc_qlt", "ranking", "curve_counts", "LearningCurves", "aulc", "average_ranks", "summary_table",
-           "curves_long", "METRICS", "LOWER_IS_BETTER"]
+           "curves_long", "METRICS", "LOWER_IS_BETTER", "AULC_RULES"]
 
 METRICS = ("auc_qlt", "aulc_g", "acc_g", "aulc_p")
 LOWER_IS_BETTER = {"aulc_p"}
+AULC_RULES = ("mean", "trapezoid")
 
 
 def auc_qlt(quality, good) -> float:
@@ -42,17 +49,42 @@ def ranking(quality, random_state: int = 0) -> np.ndarray:
     return np.lexsort((tie, -q))
 
 
-def curve_counts(l: int, upto: float, steps: int) -> np.ndarray:
-    """The numbers of added anomalies at which a learning curve is evaluated: 0 … ``round(upto·l)``."""
+def curve_counts(l: int, upto: float, steps: int | None, rule: str = "mean") -> np.ndarray:
+    """The numbers of added anomalies at which a learning curve is evaluated, from 0 to ``G = round(upto·l)``.
+
+    ``steps=None``: every count (the authors' one anomaly at a time). Otherwise ``steps`` points:
+    evenly over ``[0, G]`` (``rule="mean"``), or ``steps − 1`` evenly over ``[0, G − 1]`` (the
+    range the authors' area covers) and ``G`` itself (``rule="trapezoid"``).
+    """
+    if rule not in AULC_RULES:
+        raise ValueError(f"unknown AULC rule {rule!r}; choose one of {', '.join(AULC_RULES)}")
+    G = int(round(upto * l))
+    if steps is None:
+        return np.arange(G + 1)
     if steps < 2:
         raise ValueError(f"a learning curve needs at least 2 steps; got {steps}")
-    return np.unique(np.round(np.linspace(0, upto * l, steps)).astype(int))
+    if rule == "mean":
+        return np.unique(np.round(np.linspace(0, G, steps)).astype(int))
+    inner = np.round(np.linspace(0, max(G - 1, 0), steps - 1)).astype(int)
+    return np.unique(np.r_[inner, G])
 
 
-def aulc(counts, accuracy, l: int) -> float:
-    """Normalised area under a learning curve: the trapezoid mean of the accuracy over its x-range."""
-    x = np.asarray(counts, dtype=float) / l
+def aulc(counts, accuracy, total: int, rule: str = "mean") -> float:
+    """Area under a learning curve evaluated at ``counts`` (see the module docstring).
+
+    ``"mean"``: the trapezoid mean of the accuracy over the curve's range (``total`` is then
+    irrelevant). ``"trapezoid"``: the authors' unnormalised area, the trapezoid rule over the
+    counts below ``total`` with x = count/total.
+    """
+    c = np.asarray(counts, dtype=float)
     a = np.asarray(accuracy, dtype=float)
+    if rule == "trapezoid":
+        inside = c <= total - 1
+        x, a = c[inside] / total, a[inside]
+        return float(np.sum((a[1:] + a[:-1]) / 2 * np.diff(x)))
+    if rule != "mean":
+        raise ValueError(f"unknown AULC rule {rule!r}; choose one of {', '.join(AULC_RULES)}")
+    x = c / max(total, 1)
     if x[-1] <= x[0]:
         return float(a[0])
     return float(np.sum((a[1:] + a[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))

@@ -5,8 +5,11 @@ prior as the detector ``f`` behind every quality score. SSDO scores an example i
 two steps:
 
 1. an **unsupervised prior** ``p(x)`` in ``[0, 1]``: the Isolation Forest anomaly score,
-   min-max scaled on the training data and squashed as ``1 - 2^{-(s/γ)^2}``, with ``γ``
-   the training score at the ``1 - c`` quantile (``c`` the contamination);
+   min-max scaled on the training data, then either (``prior="squashed"``, calad) squashed as
+   ``1 - 2^{-(s/γ)^2}`` with ``γ`` the training score at the ``1 - c`` quantile (``c`` the
+   contamination), or (``prior="minmax"``) used as it is, clipped to ``[0, 1]``: what the authors'
+   code feeds anomatools' SSDO (``Lorenzo-Perini/ExpectedAnomalyPosterior``, ``Notebook.ipynb``:
+   pyod's ``IForest`` as base detector, whose ``predict_proba`` is this min-max scaling);
 2. **label propagation**: each labelled example ``x_l`` pulls the score of ``x`` towards its
    label with weight ``w(x, x_l) = 2^{-(d(x, x_l)/η)^2}``, where ``η`` is the harmonic mean
    of the training examples' distances to their ``k``-th nearest neighbour (so ``k`` sets
@@ -26,7 +29,9 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
-__all__ = ["SSDO", "squash"]
+__all__ = ["SSDO", "squash", "PRIORS"]
+
+PRIORS = ("squashed", "minmax")
 
 
 def squash(x: np.ndarray, scale: float) -> np.ndarray:
@@ -59,10 +64,14 @@ class SSDO:
         Trees of the Isolation Forest prior.
     random_state : int
         Seed of the Isolation Forest.
+    prior : {"squashed", "minmax"}
+        How the forest's score becomes the prior (module docstring).
     """
 
     def __init__(self, k: int = 10, alpha: float = 2.3, contamination: float | None = None,
-                 n_estimators: int = 100, random_state: int = 0):
+                 n_estimators: int = 100, random_state: int = 0, prior: str = "squashed"):
+        if prior not in PRIORS:
+            raise ValueError(f"unknown SSDO prior {prior!r}; choose one of {', '.join(PRIORS)}")
         if int(k) < 1:
             raise ValueError(f"SSDO k must be >= 1; got {k}")
         if not alpha >= 0:
@@ -74,6 +83,7 @@ class SSDO:
         self.contamination = contamination
         self.n_estimators = int(n_estimators)
         self.random_state = random_state
+        self.prior_kind = prior
 
     # -- fitting ---------------------------------------------------------------------
     def fit(self, X, y=None, labelled=None) -> "SSDO":
@@ -119,10 +129,12 @@ class SSDO:
 
     # -- the two ingredients -----------------------------------------------------------
     def prior(self, X) -> np.ndarray:
-        """The squashed Isolation Forest prior ``p(x)`` in ``[0, 1]``."""
+        """The Isolation Forest prior ``p(x)`` in ``[0, 1]``: squashed, or min-max scaled and clipped."""
         self._check_fitted()
         raw = -self.forest_.score_samples(_check_X(X))
         scaled = np.clip((raw - self.prior_min_) / (self.prior_max_ - self.prior_min_), 0.0, None)
+        if self.prior_kind == "minmax":
+            return np.minimum(scaled, 1.0)
         return squash(scaled, self.gamma_)
 
     def weights(self, X, X_ref) -> np.ndarray:
