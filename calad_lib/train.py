@@ -34,7 +34,8 @@ from .progress import Epochs
 from .provenance import code_fingerprint
 from .runs.cache import CacheWarning, cached_fit, fingerprint, load_model, model_path
 
-__all__ = ["TrainConfig", "train", "default_milestones", "AnomalyDraws", "load_cached", "cache_path", "fingerprint", "CACHE_VERSION", "CacheWarning",
+__all__ = ["TrainConfig", "train", "default_milestones", "AnomalyDraws", "load_cached", "cache_path", "fingerprint",
+           "CACHE_VERSION", "CacheWarning",
            "DATASETS"]
 
 #: bump to retire cached models by hand; any change to the code in :data:`CODE` retires them too
@@ -46,7 +47,7 @@ DATASETS = ("fashion_mnist", "cifar10", "cifar100", "mvtec", "mpdd", "textures",
 
 
 def default_milestones(epochs: int) -> tuple[int, ...]:
-    """The thesis' schedule scaled to ``epochs``: the learning rate drops at half and three quarters (100, 150 of 200)."""
+    """The thesis' schedule scaled to ``epochs``: the rate drops at half and three quarters (100, 150 of 200)."""
     return tuple(sorted({m for m in (epochs // 2, 3 * epochs // 4) if m >= 1}))
 
 
@@ -194,8 +195,9 @@ def train(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None = None
     _check_data(cfg, normal, oe)
     dev = get_device(device)
     oe = oe if cfg.loss in _losses.SUPERVISED else None
-    model = cached_fit(cfg.loss, _identity(cfg, normal, oe) if cache else {}, _build, lambda: _fit(cfg, normal, oe, dev, progress),
-                       device=dev, cache=cache, extra=lambda model: {"spec": model.spec})
+    model = cached_fit(cfg.loss, _identity(cfg, normal, oe) if cache else {}, _build,
+                       lambda: _fit(cfg, normal, oe, dev, progress), device=dev, cache=cache,
+                       extra=lambda model: {"spec": model.spec})
     return model.to(memory_format=torch.channels_last)   # trained and evaluated so: faster convolutions, same weights
 
 
@@ -237,7 +239,8 @@ class AnomalyDraws:
     def take(self, need: int) -> torch.Tensor:
         if self.order is None or self.pos + need > len(self.order):
             reps = math.ceil(need / self.n) + 1
-            self.order = torch.cat([torch.randperm(self.n, generator=self.generator) for _ in range(reps)]).to(self.device)
+            rounds = [torch.randperm(self.n, generator=self.generator) for _ in range(reps)]
+            self.order = torch.cat(rounds).to(self.device)
             self.pos = 0
         idx = self.order[self.pos:self.pos + need]
         self.pos += need
@@ -272,7 +275,7 @@ def _fit(cfg: TrainConfig, normal: torch.Tensor, oe: torch.Tensor | None, device
     augment = _make_augment(cfg)
     if cfg.loss == "svdd":
         model.set_center(_initial_center(model, _center_crop(x, cfg.crop), cfg.batch_size))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=0.1)
     per_side = cfg.batch_size // 2 if supervised else cfg.batch_size
     batches = _batches(len(x), per_side)

@@ -66,7 +66,7 @@ class CalibrationHead(Calibrator):
         half = self.batch_size // 2
         n_batches = math.ceil(max(len(idx0), len(idx1)) / half)
         milestones = self.milestones if self.milestones is not None else (self.epochs // 2, (3 * self.epochs) // 4)
-        opt = torch.optim.Adam(lin.parameters(), lr=self.lr)
+        opt = torch.optim.Adam(lin.parameters(), lr=self.lr, fused=True)   # a third of the step time of a tiny layer
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[m for m in milestones if 0 < m], gamma=0.1)
         threads = torch.get_num_threads()
         if dev.type == "cpu":
@@ -82,7 +82,7 @@ class CalibrationHead(Calibrator):
         for _ in progress_bar(range(self.epochs), desc="calibration head", disable=not self.progress, leave=False):
             p0 = idx0[torch.randperm(len(idx0), generator=g)]
             p1 = idx1[torch.randperm(len(idx1), generator=g)]
-            total = torch.zeros((), dtype=torch.float64, device=dev)   # as a float64 sum of .item()s, without a sync per step
+            total = torch.zeros((), dtype=torch.float64, device=dev)   # a float64 sum, no sync per step
             for b in range(n_batches):
                 sel = torch.cat([p0[(torch.arange(b * half, (b + 1) * half)) % len(p0)],
                                  p1[(torch.arange(b * half, (b + 1) * half)) % len(p1)]]).to(dev)

@@ -88,26 +88,28 @@ class Augment:
         return {"factors": factors, "flip": flip, "offsets": offsets, "noise": noise}
 
     def apply(self, x: torch.Tensor, params: dict) -> torch.Tensor:
-        """Augment ``x`` with parameters from :meth:`sample` (deterministic)."""
+        """Augment ``x`` with parameters from :meth:`sample` (deterministic; in place on a fresh copy)."""
         dev = x.device
-        x = x.to(torch.float32)
         if params["offsets"] is not None:
-            x = random_crop(x, self.crop, params["offsets"])
+            x = random_crop(x.to(torch.float32), self.crop, params["offsets"])
         if self.jitter > 0:
             f = params["factors"].to(dev)
             b, c, s = (f[:, i].view(-1, 1, 1, 1) for i in range(3))
-            x = (x * b).clamp_(0, 1)                                   # brightness
+            x = x.to(torch.float32).mul(b).clamp_(0, 1)                 # brightness (a new tensor: x is untouched)
             mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
-            x = (c * x + (1 - c) * mean).clamp_(0, 1)                  # contrast
+            x.mul_(c).add_((1 - c) * mean).clamp_(0, 1)                  # contrast
             if x.shape[1] == 3:
-                x = (s * x + (1 - s) * grayscale(x)).clamp_(0, 1)      # saturation
-        else:
-            x = x.clone()
-        if params["flip"] is not None:
-            flip = params["flip"].to(dev)
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+                gray = (1 - s) * grayscale(x)                            # of the image before the blend
+                x.mul_(s).add_(gray).clamp_(0, 1)                        # saturation
+        elif params["offsets"] is None:
+            x = x.to(torch.float32).clone()
+        if params["flip"] is not None:                                   # one gather: columns reversed where flipped
+            w = x.shape[-1]
+            cols = torch.arange(w, device=dev)
+            cols = torch.where(params["flip"].to(dev).view(-1, 1), w - 1 - cols, cols)
+            x = x.gather(-1, cols.view(-1, 1, 1, w).expand_as(x))
         if params["noise"] is not None:
-            x = x + params["noise"].to(dev)
+            x.add_(params["noise"].to(dev))
         return x.clamp_(0, 1)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -246,7 +246,7 @@ def _fit(cfg: DensityConfig, x: torch.Tensor, device, progress: bool) -> PixelCN
     g = seed_everything(cfg.seed)
     g_mut = torch.Generator().manual_seed(cfg.seed + 1)
     model = cfg.build(x.shape[1:]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     xd = x.to(device=device, dtype=torch.float32)

@@ -115,7 +115,7 @@ def _fit(cfg: FitConfig, normal, anomalies, device, progress: bool):
     x, xa = normal.to(device=device, dtype=torch.float32), anomalies.to(device=device, dtype=torch.float32)
     model = cfg.build(x.shape[1:], *input_stats(x)).to(device)
     augment = Augment() if cfg.augment else None
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=0.1)
     half = cfg.batch_size // 2
     starts = range(0, len(x), half)
