@@ -176,7 +176,9 @@ def test_tiny_run_rows(tiny_run):
     # per-pixel Platt is one monotone map: same (or reversed) ranking as the base network, within every image
     assert abs(df.loc["platt_spectral", "rank_corr"]) == pytest.approx(1.0)
     a, b = df.loc["platt_spectral", "pixel_auroc"], df.loc["base", "pixel_auroc"]
-    assert min(abs(a - b), abs(a - (1 - b))) < 1e-9
+    # up to float32 rounding of a z + c, which can tie neighbouring logits (one tied pair of ~10^4 pixels
+    # moves AUROC by ~1e-7; the kernels chosen by the CPU decide which pairs)
+    assert min(abs(a - b), abs(a - (1 - b))) < 1e-5
     assert df.loc["base", "rank_corr"] == pytest.approx(1.0)
 
 
