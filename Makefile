@@ -9,7 +9,6 @@ BIN     := $(VENV)/bin
 PRESET  ?= default
 THEME   := book/theme
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-export OMP_WAIT_POLICY ?= PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: setup python system node test test-portable test-peers book chapter lab clean help

@@ -12,13 +12,6 @@ Submodules are imported on first use, so ``import calad_lib`` is cheap.
 from __future__ import annotations
 
 import importlib
-import os
-
-# OpenMP threads that spin while waiting stall badly when the CPU is shared with other
-# processes (measured: 5x slower training on a loaded 2-core machine); sleeping waits cost
-# little when it is not. Takes effect when calad_lib is imported before torch; a value
-# set by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

@@ -49,9 +49,8 @@ def probe(threads: int, steps: int) -> float:
 
 
 def _run(threads: int, steps: int) -> subprocess.Popen:
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     return subprocess.Popen([sys.executable, "-m", "calad_lib.runs.parallel", str(threads), str(steps)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
 def _seconds(proc: subprocess.Popen) -> float:

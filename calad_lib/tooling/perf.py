@@ -36,8 +36,10 @@ def benchmark_record(name: str) -> Path:
     return build_dir() / "benchmarks" / f"{name}.json"
 
 
-def run_benchmark(name: str, *args: str, timeout: float = 1800) -> dict:
-    """Run ``benchmarks/bench_<name>.py args…`` and return its JSON record (with the run's wall time)."""
+def run_benchmark(name: str, *args: str, timeout: float = 1800, env: dict[str, str] | None = None) -> dict:
+    """Run ``benchmarks/bench_<name>.py args…`` and return its JSON record (with the run's wall time).
+
+    The script inherits this process's environment, with ``env`` on top."""
     if name not in SCRIPTS:
         raise BenchmarkError(f"unknown benchmark {name!r}; choose one of {', '.join(SCRIPTS)}")
     script = repo_root() / "benchmarks" / SCRIPTS[name]
@@ -47,7 +49,7 @@ def run_benchmark(name: str, *args: str, timeout: float = 1800) -> dict:
     record.unlink(missing_ok=True)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, str(script), *map(str, args)], cwd=repo_root(), capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -143,9 +143,18 @@ def refresh_committed(chapter: str, *, timeout: int = 1800) -> Path:
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     nb.metadata["jupytext"] = {**nb.metadata.get("jupytext", {}), "formats": "ipynb,md:myst"}
     os.environ["CALAD_PRESET"] = "smoke"
-    client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
-                            resources={"metadata": {"path": str(notebooks_dir())}})
-    client.execute()
+    saved = os.environ.get("CALAD_PROFILE")
+    os.environ["CALAD_PROFILE"] = str(build_dir() / "smoke" / "profile")   # the performance page shows these
+    start = time.perf_counter()
+    try:
+        NotebookClient(nb, kernel_name="python3", timeout=timeout,
+                       resources={"metadata": {"path": str(notebooks_dir())}}).execute()
+    finally:
+        if saved is None:
+            os.environ.pop("CALAD_PROFILE", None)
+        else:
+            os.environ["CALAD_PROFILE"] = saved
+    _record_timing("smoke", chapter, time.perf_counter() - start)
     out = md.with_suffix(".ipynb")
     nbformat.write(nb, out)
     return out
