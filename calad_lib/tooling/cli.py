@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,9 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
             raise config.ParameterError(f"--fresh needs a clean checkout (commit is {commit}); commit or stash "
                                         "the changes to sources first")
         os.environ.update(fresh_stores(commit))
+        smoke = build_dir() / "smoke"     # the performance page then shows this refresh's timings only
+        (smoke / "timings.json").unlink(missing_ok=True)
+        shutil.rmtree(smoke / "profile", ignore_errors=True)
         print(f"[calad] refreshing {len(chapters)} chapter(s) at commit {commit} with an empty model cache and "
               f"results folder ({relative(os.environ['CALAD_CACHE'])}, {relative(os.environ['CALAD_RESULTS'])})")
     for ch in chapters:
