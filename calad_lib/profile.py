@@ -5,7 +5,8 @@ input perturbation, evaluation (scoring passes and metrics) and plotting. The fu
 enter them (``with phase("training"): ...``); time spent in a phase entered inside another counts for the
 inner one only, so the totals add up to the time spent in phases. :func:`collect` measures one block (an
 experiment's rows record their phases this way), and a chapter run by ``calad run`` leaves its totals in
-``$CALAD_PROFILE/<chapter>.json`` when its kernel exits, for the performance chapter.
+``$CALAD_PROFILE/<chapter>.json`` after each outermost phase and when its kernel exits, for the performance
+chapter.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ PHASES = ("data", "training", "calibration", "perturbation", "evaluation", "plot
 
 _totals: dict[str, float] = dict.fromkeys(PHASES, 0.0)
 _stack: list[list] = []          # [name, start of its current uninterrupted stretch]
+_target: list = []               # [path, start] once dump_at_exit was called
 
 
 @contextmanager
@@ -44,6 +46,8 @@ def phase(name: str) -> Iterator[None]:
         _totals[inner[0]] += now - inner[1]
         if _stack:
             _stack[-1][1] = now                  # resume the enclosing phase
+        elif _target:                            # also written as it goes: a kernel that started worker
+            _dump(*_target)                      # processes may be stopped before its exit hooks run
 
 
 def timed(name: str):
@@ -95,5 +99,6 @@ def dump_at_exit(chapter: str) -> Path | None:
     if not folder:
         return None
     path = Path(folder) / f"{chapter}.json"
-    atexit.register(_dump, path, time.perf_counter())
+    _target[:] = [path, time.perf_counter()]
+    atexit.register(_dump, *_target)
     return path
