@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["PHASES", "phase", "timed", "totals", "collect", "dump_at_exit"]
+__all__ = ["PHASES", "phase", "timed", "totals", "collect", "add_workers", "dump_at_exit"]
 
 PHASES = ("data", "training", "calibration", "perturbation", "evaluation", "plotting")
 
 _totals: dict[str, float] = dict.fromkeys(PHASES, 0.0)
 _stack: list[list] = []          # [name, start of its current uninterrupted stretch]
+_workers: dict[str, float] = dict.fromkeys(PHASES, 0.0)   # phases of runs done in worker processes
 _target: list = []               # [path, start] once dump_at_exit was called
 
 
@@ -84,8 +85,16 @@ def collect() -> Iterator[dict[str, float]]:
         result.update({k: after[k] - before[k] for k in PHASES})
 
 
+def add_workers(spent: dict[str, float]) -> None:
+    """Count the phases of a run that a worker process did for this one (summed over workers, not wall time)."""
+    for k, v in spent.items():
+        _workers[k] += v
+    if _target:
+        _dump(*_target)
+
+
 def _dump(path: Path, start: float) -> None:
-    data = {"phases": totals(), "wall": time.perf_counter() - start}
+    data = {"phases": totals(), "wall": time.perf_counter() - start, "workers": dict(_workers)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1))

@@ -42,3 +42,27 @@ def test_chapter_profile_is_written_after_each_outermost_phase(tmp_path, monkeyp
 def test_no_profile_without_the_variable(monkeypatch):
     monkeypatch.delenv("CALAD_PROFILE", raising=False)
     assert profile.dump_at_exit("99_test") is None
+
+
+def test_phases_of_worker_processes_reach_the_chapter_profile(tmp_path, monkeypatch):
+    """Runs done on worker processes add their phases to the chapter's file, apart from its own."""
+    import calad_lib as calad
+    from calad_lib.runs.store import ResultStore
+
+    monkeypatch.setenv("CALAD_PROFILE", str(tmp_path / "profile"))
+    monkeypatch.setattr(profile, "_target", [])
+    monkeypatch.setattr(profile, "_workers", dict.fromkeys(profile.PHASES, 0.0))
+    path = profile.dump_at_exit("99_test")
+    before = profile.totals()["plotting"]
+    store = ResultStore(tmp_path / "store", columns=("value",))
+    calad.runs.run_all([{"seed": s, "sleep": 0.2} for s in range(2)], _sleep_in_plotting, store=store,
+                       engine="processes", workers=2, progress=False)
+    data = json.loads(path.read_text())
+    assert data["workers"]["plotting"] == pytest.approx(0.4, abs=0.2)
+    assert data["phases"]["plotting"] == pytest.approx(before, abs=0.01)   # not in this process
+
+
+def _sleep_in_plotting(config):
+    with profile.phase("plotting"):
+        time.sleep(config["sleep"])
+    return [{"value": config["seed"]}]

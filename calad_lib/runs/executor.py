@@ -114,21 +114,23 @@ class _threads:
         torch.set_num_threads(self.saved)
 
 
-def _execute(work: Callable, config: dict, store: ResultStore, preset: str | None, threads: int | None) -> str:
-    """Run one configuration unless it is done or another process holds it; ``"ran"``, ``"done"``, ``"elsewhere"``."""
+def _execute(work: Callable, config: dict, store: ResultStore, preset: str | None,
+             threads: int | None) -> tuple[str, dict]:
+    """Run one configuration unless it is done or another process holds it: ``"ran"``, ``"done"`` or
+    ``"elsewhere"``, and the seconds the run spent in each phase (empty unless it ran)."""
     if store.done(config):
-        return "done"
+        return "done", {}
     if not store.claim(config):
-        return "elsewhere"
+        return "elsewhere", {}
     try:
         if store.done(config):        # finished by another process between the two checks
-            return "done"
+            return "done", {}
         with _threads(threads), profile.collect() as spent:
             result = work(config)
         rows, companions = result if isinstance(result, tuple) else (result, None)
         rows = [{**r, **{f"phase_{k}": round(v, 3) for k, v in spent.items()}} for r in rows]
         store.write(config, rows, preset=preset, companions=companions)
-        return "ran"
+        return "ran", spent
     finally:
         store.release(config)
 
@@ -141,12 +143,12 @@ def _init_worker() -> None:
     os.dup2(devnull, 2)
 
 
-def _in_worker(work: Callable, config: dict, store: ResultStore, preset: str | None) -> tuple[str, list]:
+def _in_worker(work: Callable, config: dict, store: ResultStore, preset: str | None) -> tuple[str, dict, list]:
     """:func:`_execute` in a worker process; its warnings travel back with the result."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        status = _execute(work, config, store, preset, None)
-    return status, [(str(w.message), w.category) for w in caught]
+        status, spent = _execute(work, config, store, preset, None)
+    return status, spent, [(str(w.message), w.category) for w in caught]
 
 
 def _say(line: str) -> None:
@@ -215,7 +217,7 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
         for c in todo:
             if label is not None:
                 bar.set_postfix_str(label(c))
-            status = _execute(work, c, store, preset, threads)
+            status, _ = _execute(work, c, store, preset, threads)      # its phases count in this process
             (waiting.append(c) if status == "elsewhere" else count(c, status))
     elif engine == "processes":
         n = min(int(workers or os.cpu_count() or 1), len(todo))
@@ -223,7 +225,8 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
                                  initializer=_init_worker) as pool:
             futures = {pool.submit(_in_worker, work, c, store, preset): c for c in todo}
             for fut in as_completed(futures):
-                status, caught = fut.result()
+                status, spent, caught = fut.result()
+                profile.add_workers(spent)
                 for message, category in caught:
                     warnings.warn(message, category, stacklevel=2)
                 (waiting.append(futures[fut]) if status == "elsewhere" else count(futures[fut], status))
@@ -238,7 +241,8 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
                                      key=f"calad-{config_key(c)}", resources={"GPU": 1} if gpus else None): c
                        for c in todo}
             for fut in dask_completed(futures):
-                status = fut.result()
+                status, spent = fut.result()
+                profile.add_workers(spent)
                 (waiting.append(futures[fut]) if status == "elsewhere" else count(futures[fut], status))
         finally:
             client.close()
@@ -247,7 +251,7 @@ def run_all(configs: Iterable[Mapping[str, Any]], work: Callable[[dict], Any], *
     while waiting:                                 # held by another process: wait, or take over if it died
         still = []
         for c in waiting:
-            status = _execute(work, c, store, preset, threads)
+            status, _ = _execute(work, c, store, preset, threads)
             (still.append(c) if status == "elsewhere" else count(c, status))
         waiting = still
         if waiting:

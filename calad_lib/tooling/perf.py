@@ -72,14 +72,19 @@ def chapter_timings(preset: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def phase_profile(preset: str) -> pd.DataFrame:
+def phase_profile(preset: str, *, workers: bool = False) -> pd.DataFrame:
     """Where each chapter of the last run of ``preset`` spent its time: minutes per phase of
-    :mod:`calad_lib.profile` and ``other`` (the rest of the kernel's time: tables, prose, imports)."""
+    :mod:`calad_lib.profile` and ``other`` (the rest of the kernel's time: tables, prose, imports).
+    ``workers=True``: the phases of the runs its worker processes did instead (minutes summed over workers)."""
     rows = {}
     for path in sorted((build_dir() / preset / "profile").glob("*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
+            continue
+        if workers:
+            if any(data.get("workers", {}).values()):
+                rows[path.stem] = {k: v / 60 for k, v in data["workers"].items()}
             continue
         phases = {k: v / 60 for k, v in data["phases"].items()}
         rows[path.stem] = {**phases, "other": max(0.0, data["wall"] / 60 - sum(phases.values()))}
