@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -239,16 +239,21 @@ def _ceil2(x: float) -> float:
 
 
 def propose_tolerances(measured: Mapping[str, Mapping[str, dict]], *, factor: float = 3.0,
-                       rtol: float = 1e-3, floor: float = 1e-6) -> list[dict]:
+                       rtol: float = 1e-3, floor: float = 1e-6,
+                       previous: Sequence[Mapping] = ()) -> list[dict]:
     """Tolerance rules from measured spreads (``{chapter: spreads(...)}``): one rule per group
     (:func:`group_pattern`), ``atol`` = ``factor`` × the group's largest spread rounded up (at least
     ``floor``), plus a small ``rtol`` for numbers that did not move here but may on another CPU; a
-    last catch-all rule for numbers recorded after the measurement."""
+    last catch-all rule for numbers recorded after the measurement.
+
+    ``previous`` rules (an earlier proposal) keep their ``spread`` as a floor: a spread seen once on
+    some run is evidence, and a later measurement that happens to move less does not shrink it."""
+    seen = {r["pattern"]: float(r["spread"]) for r in previous if "spread" in r}
     groups: dict[str, float] = {}
     for chapter, recs in measured.items():
         for name, r in recs.items():
             g = group_pattern(chapter, name)
-            groups[g] = max(groups.get(g, 0.0), float(r["spread"]))
+            groups[g] = max(groups.get(g, seen.get(g, 0.0)), float(r["spread"]))
     rules = [{"pattern": "*/exact/*", "atol": 1e-9, "rtol": 1e-9}]
     for g in sorted(groups):
         if g == "*/exact/*":

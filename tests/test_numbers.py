@@ -111,3 +111,29 @@ def test_proposed_tolerances_lie_above_the_measured_spread_of_each_group():
     assert rules[0]["pattern"] == "*/exact/*" and rules[-1]["pattern"] == "*"
     assert by["05_detection/table_4_1/*/auroc"]["atol"] == 0.013          # 3 x 0.0041, rounded up
     assert by["05_detection/claims/*/p"]["atol"] == 1e-6                   # a number that did not move here
+
+
+def test_a_spread_seen_by_an_earlier_measurement_is_kept():
+    measured = {"02_calibration": {"svdd/beta/ece": {"spread": 0.0001}, "svdd/head/ece": {"spread": 0.0},
+                                   "lgs/beta/ece": {"spread": 0.002}}}
+    previous = [{"pattern": "02_calibration/svdd/*/ece", "atol": 0.0009, "rtol": 1e-3, "spread": 0.0003},
+                {"pattern": "02_calibration/lgs/*/ece", "atol": 0.0006, "rtol": 1e-3, "spread": 0.0002},
+                {"pattern": "02_calibration/gone/*/ece", "atol": 0.1, "rtol": 1e-3, "spread": 0.03}]
+    by = {r["pattern"]: r for r in records.propose_tolerances(measured, previous=previous)}
+    assert by["02_calibration/svdd/*/ece"]["spread"] == 0.0003 and by["02_calibration/svdd/*/ece"]["atol"] == 0.0009
+    assert by["02_calibration/lgs/*/ece"]["spread"] == 0.002 and by["02_calibration/lgs/*/ece"]["atol"] == 0.006
+    assert "02_calibration/gone/*/ece" not in by                           # no rule for a record that is gone
+
+
+def test_the_performance_page_measures_spreads_against_the_tolerances_in_force(tmp_path):
+    from calad_lib.tooling import perf
+    rtol, atol = records.tolerance("02_calibration", "svdd/beta/ece")
+    measured = {"runs": ["committed", "kernel-default"], "chapters": {"02_calibration": {
+        "svdd/beta/ece": {"values": {"committed": 0.02, "kernel-default": 0.0196}, "spread": 0.0004,
+                          "rtol": 0.0, "atol": 1e-9, "allowed": 1e-9}}}}     # measured under a stale tolerance
+    path = tmp_path / "portability.json"
+    path.write_text(json.dumps(measured))
+    chapters, rules = perf.portability(path)
+    assert chapters.loc["02_calibration", "largest spread / tolerance"] == pytest.approx(0.0004 / (atol + rtol * 0.02))
+    assert chapters.loc["02_calibration", "records that moved"] == 1
+    assert rules.loc[next(p for p in rules.index if p.endswith("/ece") and "svdd" in p), "largest spread"] == 0.0004

@@ -176,14 +176,17 @@ def _cmd_records(args: argparse.Namespace) -> int:
         print(f"[calad] spreads written to {relative(args.out)}")
     if args.propose:
 
-        rules = records.propose_tolerances(out)
+        target = Path(args.propose)
+        previous = (yaml.safe_load(target.read_text()) or []) if target.exists() else []
+        rules = records.propose_tolerances(out, previous=previous)
         head = (f"# Tolerances of the numeric regression test (calad_lib/records.py), written by\n"
                 f"#   calad records spread {' '.join(args.folders)} --propose <this file>\n"
                 "# after `make test-portable` (runs: committed twins, "
                 f"{', '.join(f.name for f in folders)}).\n"
                 "# A record <chapter>/<name> is checked with the first rule whose pattern matches it:\n"
                 "#   |now - committed| <= atol + rtol * |committed|.\n"
-                "# atol is 3x the largest spread measured in the rule's group (`spread`), at least 1e-6.\n")
+                "# atol is 3x the largest spread measured in the rule's group (`spread`), at least 1e-6;\n"
+                "# a spread written here by an earlier measurement is kept when this one saw less.\n")
         atomic_write_text(Path(args.propose), head + yaml.safe_dump(rules, sort_keys=False, width=120))
         print(f"[calad] {len(rules)} tolerance rules (3x the largest spread of each group) written to "
               f"{relative(args.propose)}")
